@@ -1,0 +1,88 @@
+"""The application factory: `uvicorn --factory api.app:create_app`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from redis.asyncio import Redis
+
+from api.access_log import AccessLog
+from api.auth import BackendSecrets
+from api.captcha import CaptchaVerifier, NoCaptcha
+from api.health import router as health_router
+from api.legacy_router import LegacyRouter
+from api.openapi_legacy import LEGACY_PATHS
+from api.services import Captcha, Services
+from api.settings import ApiSettings
+from api.sweeper import sweep_forever
+from broker.connection import create_redis
+from broker.queue import Queue
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: ApiSettings | None = None, redis: Redis | None = None) -> FastAPI:
+    """Builds an isolated app. With `redis` given (tests), the caller owns that client."""
+    settings = settings or ApiSettings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = redis if redis is not None else create_redis(settings)
+        timeout = httpx.Timeout(settings.hcaptcha_timeout_s)
+        async with httpx.AsyncClient(timeout=timeout) as http:
+            services = Services(
+                settings=settings,
+                queue=Queue(client, settings),
+                captcha=_captcha(settings, http),
+                secrets=BackendSecrets(settings.all_backend_secrets()),
+            )
+            app.state.services = services
+            sweeper = asyncio.create_task(sweep_forever(services.queue, settings.sweep_interval_s))
+            try:
+                yield
+            finally:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+                if redis is None:
+                    await client.aclose()
+
+    app = FastAPI(
+        title="Stable Diffusion job queue",
+        version="1.0",
+        summary="The legacy job-queue contract, served from Redis.",
+        lifespan=lifespan,
+    )
+    app.include_router(health_router)
+    app.add_middleware(LegacyRouter)
+    if settings.access_log:
+        app.add_middleware(AccessLog)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _captcha(settings: ApiSettings, http: httpx.AsyncClient) -> Captcha:
+    if settings.hcaptcha_secret is None:
+        log.warning("SDQ_INSECURE_SKIP_CAPTCHA: every non-empty captcha is accepted")
+        return NoCaptcha()
+    return CaptchaVerifier(
+        http, settings.hcaptcha_verify_url, settings.hcaptcha_secret.get_secret_value(),
+        settings.hcaptcha_sitekey,
+    )
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes,
+        )
+        schema["paths"] = {**LEGACY_PATHS, **schema.get("paths", {})}
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,67 @@
+"""The `sdq` command: one entry point for every process of the service."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sdq", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run API + worker + embedded Redis (quick start)")
+    up.add_argument("--data-dir", type=Path, default=Path("sdq-data"))
+    up.add_argument("--port", type=int, default=9090)
+    up.add_argument("--no-worker", action="store_true", help="start the API only")
+
+    api = commands.add_parser("api", help="serve the HTTP API (settings from SDQ_*)")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+    api.add_argument("--workers", type=int)
+
+    worker = commands.add_parser("worker", help="run a GPU worker (settings from SDQ_*)")
+    worker.add_argument("--transport", choices=["http", "redis"])
+    worker.add_argument("--renderer", choices=["diffusers", "test-pattern"])
+    worker.add_argument("--storage", choices=["local", "s3"])
+    worker.add_argument("--api-url")
+    return parser
+
+
+def _overrides(args: argparse.Namespace, names: list[str]) -> dict[str, object]:
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            from api.up import up
+
+            return up(args.data_dir, args.port, worker=not args.no_worker)
+        if args.command == "api":
+            from api.serve import serve
+            from api.settings import ApiSettings
+
+            serve(ApiSettings(**_overrides(args, ["host", "port", "workers"])))
+            return 0
+        if args.command == "worker":
+            from gpu_worker.main import run_worker
+            from gpu_worker.settings import WorkerSettings
+
+            overrides = _overrides(args, ["transport", "renderer", "storage", "api_url"])
+            return run_worker(WorkerSettings(**overrides))
+    except ValidationError as exc:
+        print(f"sdq {args.command}: invalid settings:", file=sys.stderr)
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            print(f"  {where}: {error['msg']}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""Liveness and readiness, for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from broker.errors import StorageUnavailable
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Redis answers: this replica can serve", response_model=None)
+async def readyz(request: Request) -> JSONResponse:
+    try:
+        await request.app.state.services.queue.ping()
+    except StorageUnavailable:
+        return JSONResponse({"status": "redis unreachable"}, status_code=503)
+    return JSONResponse({"status": "ready"})

@@ -1,0 +1,92 @@
+"""Serves the four legacy paths as a bare ASGI layer in front of FastAPI.
+
+The legacy endpoints are validated by hand (api/rules.py), so FastAPI's
+dependency and model layers would only cost time on the hottest path (the
+frontend polls every second). Every other path goes on to the FastAPI app.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api import legacy
+from api.auth import bearer_token
+from api.legacy_format import string_body
+from api.query import parse_query
+from api.services import Services
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Services, legacy.Params, str, str | None], Awaitable[legacy.Reply]]
+
+_JSON = (b"content-type", b"application/json")
+_CORS = (b"access-control-allow-origin", b"*")
+_PREFLIGHT = (
+    (b"access-control-allow-methods", b"GET, HEAD, POST, OPTIONS"),
+    (b"access-control-max-age", b"86400"),
+)
+_INTERNAL_ERROR = legacy.Reply(500, string_body("internal error"))
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    handler: Handler
+    frontend: bool  # frontend paths send CORS headers on every response
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "/addJob": Endpoint(legacy.add_job, frontend=True),
+    "/getJobStatus": Endpoint(legacy.get_job_status, frontend=True),
+    "/getNextJob": Endpoint(legacy.get_next_job, frontend=False),
+    "/setJobStatus": Endpoint(legacy.set_job_status, frontend=False),
+}
+
+
+class LegacyRouter:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = ENDPOINTS.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS":
+            reply = legacy.Reply(200, string_body("ok"), _preflight_headers(scope, endpoint))
+        else:
+            reply = await self._handle(endpoint, scope)
+        headers = [_JSON, (b"content-length", str(len(reply.body)).encode()), *reply.headers]
+        if endpoint.frontend:
+            headers.append(_CORS)
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await send({"type": "http.response.body", "body": reply.body})
+
+    async def _handle(self, endpoint: Endpoint, scope: Scope) -> legacy.Reply:
+        services: Services = scope["app"].state.services
+        params = parse_query(scope["query_string"])
+        secret = params.get("secret", "") or bearer_token(_header(scope, b"authorization"))
+        client = scope["client"][0] if scope.get("client") else None
+        try:
+            return await endpoint.handler(services, params, secret, client)
+        except Exception:
+            log.exception("unhandled error on %s", scope["path"])
+            return _INTERNAL_ERROR
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _preflight_headers(scope: Scope, endpoint: Endpoint) -> tuple[tuple[bytes, bytes], ...]:
+    if not endpoint.frontend:
+        return ()
+    requested = _header(scope, b"access-control-request-headers")
+    allow = ((b"access-control-allow-headers", requested.encode("latin-1")),) if requested else ()
+    return _PREFLIGHT + allow

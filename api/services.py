@@ -1,0 +1,22 @@
+"""What a request handler needs, built once per process by the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from api.auth import BackendSecrets
+from api.settings import ApiSettings
+from broker.queue import Queue
+
+
+class Captcha(Protocol):
+    async def verify(self, response: str, remote_ip: str | None) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: ApiSettings
+    queue: Queue
+    captcha: Captcha
+    secrets: BackendSecrets

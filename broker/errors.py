@@ -1,0 +1,36 @@
+"""Domain errors of the broker.
+
+    BrokerError
+    ├── StorageUnavailable   Redis cannot be reached or answered with an error
+    ├── JobNotFound          no job with that token (never existed or expired)
+    ├── InvalidTransition    the job's state does not allow the requested change
+    ├── StaleAttempt         a fenced call from a worker whose claim was superseded
+    └── TokenExists          a new job's token is already taken (import, collision)
+
+Scripts return these as error codes; `broker.scripts.raise_for_code` is the one
+place that turns a code into an exception.
+"""
+
+
+class BrokerError(Exception):
+    """Base of every broker error."""
+
+
+class StorageUnavailable(BrokerError):
+    """Redis is unreachable or failed; the caller answers 500 and retries later."""
+
+
+class JobNotFound(BrokerError):
+    """No job with that token."""
+
+
+class InvalidTransition(BrokerError):
+    """The job's current state does not allow the requested change."""
+
+
+class StaleAttempt(BrokerError):
+    """The caller's attempt id is not the job's current claim (fencing)."""
+
+
+class TokenExists(BrokerError):
+    """A job with this token already exists."""

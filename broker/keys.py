@@ -1,0 +1,76 @@
+"""Every Redis key of one queue, built from one configurable prefix.
+
+All keys carry the prefix as a hash tag (`{prefix}`), so the scripts, which
+touch several keys at once, also run on Redis Cluster.
+
+    {p}:job:<token>   hash   one job (see broker/job.py for its fields)
+    {p}:seq           string insertion counter: ties in creation time keep FIFO order
+    {p}:waiting       zset   state new and not reserved, score created_ms,
+                             member <seq:016d><token> (FIFO by time, then insertion)
+    {p}:active        zset   state new or pending, same score/member: QueueLength
+    {p}:reserved      zset   jobs handed out by /getNextJob, score = reservation end
+    {p}:leases        zset   pending jobs, member token, score = lease end (ms)
+    {p}:stats         hash   monotonic counters (added, completed, failed, requeued…)
+    {p}:wakeup        list   pushed on every new job; idle workers BLPOP on it
+    {p}:workers       zset   live workers, score = last heartbeat (ms)
+    {p}:render_ms     hash   per-resolution sums of render time, for ETAs
+    {p}:sweep_lock    string lets one replica at a time run the periodic sweep
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    prefix: str
+
+    @property
+    def tag(self) -> str:
+        return "{" + self.prefix + "}"
+
+    @property
+    def job_prefix(self) -> str:
+        return f"{self.tag}:job:"
+
+    def job(self, token: str) -> str:
+        return self.job_prefix + token
+
+    @property
+    def seq(self) -> str:
+        return f"{self.tag}:seq"
+
+    @property
+    def waiting(self) -> str:
+        return f"{self.tag}:waiting"
+
+    @property
+    def active(self) -> str:
+        return f"{self.tag}:active"
+
+    @property
+    def reserved(self) -> str:
+        return f"{self.tag}:reserved"
+
+    @property
+    def leases(self) -> str:
+        return f"{self.tag}:leases"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.tag}:stats"
+
+    @property
+    def wakeup(self) -> str:
+        return f"{self.tag}:wakeup"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.tag}:workers"
+
+    @property
+    def render_ms(self) -> str:
+        return f"{self.tag}:render_ms"
+
+    @property
+    def sweep_lock(self) -> str:
+        return f"{self.tag}:sweep_lock"

@@ -1,0 +1,172 @@
+"""The queue's operations: one typed call per Lua script, one Redis round trip each."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from broker.errors import StorageUnavailable
+from broker.job import Claim, JobStatus, NextJob
+from broker.keys import QueueKeys
+from broker.scripts import Scripts
+from broker.settings import BrokerSettings
+from broker.states import JobState
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _storage_errors(call: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Any Redis failure surfaces as StorageUnavailable, never as a raw client error."""
+
+    @wraps(call)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await call(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(type(exc).__name__) from exc
+
+    return wrapper
+
+
+class Queue:
+    """One job queue in Redis. Safe to share between tasks; holds no state of its own."""
+
+    def __init__(self, redis: Redis, settings: BrokerSettings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = QueueKeys(settings.key_prefix)
+        self._scripts = Scripts(redis)
+        k = self.keys
+        self._queue_keys = [
+            k.job_prefix, k.waiting, k.active, k.reserved, k.leases, k.stats, k.wakeup,
+        ]
+
+    async def _run(self, script: str, args: list[str | int], extra_keys: tuple[str, ...] = ()) -> list[Any]:
+        return await self._scripts.run(script, [*self._queue_keys, *extra_keys], args)
+
+    @_storage_errors
+    async def add_job(
+        self, token: str, prompt: str, number: int, width: int, height: int,
+        created_ms: int | None = None,
+    ) -> int:
+        """Appends a new job; returns its creation time (ms, Redis clock)."""
+        args: list[str | int] = [
+            token, prompt, number, width, height, "" if created_ms is None else created_ms,
+        ]
+        (created,) = await self._run("add_job", args, (self.keys.seq,))
+        return int(created)
+
+    @_storage_errors
+    async def status(self, token: str) -> JobStatus:
+        reply = await self._scripts.run("get_status", [self.keys.job(token), self.keys.active], [])
+        state, created, now, qlen, attempts, progress, number, width, height = reply
+        return JobStatus(
+            token=token, state=JobState(state), created_ms=created, now_ms=now,
+            queue_length=qlen, attempts=attempts, progress=progress,
+            number=number, width=width, height=height,
+        )
+
+    @_storage_errors
+    async def next_job(self) -> NextJob | None:
+        """The oldest claimable new job, reserved for a while; its state stays new."""
+        s = self.settings
+        reply = await self._run(
+            "next_job", [s.reservation_ms, s.max_attempts, s.retention_ms, s.sweep_limit]
+        )
+        return None if not reply else NextJob(*reply)
+
+    @_storage_errors
+    async def set_state(
+        self, token: str, target: JobState, attempt: int | None = None, worker: str = "http",
+    ) -> tuple[int, int]:
+        """The legacy transitions (new -> pending, pending -> complete) in one atomic step.
+
+        Returns (attempt, lease_until_ms). A pending transition starts a lease sized to
+        the work, since a legacy backend never renews it."""
+        return await self._set_state(token, target, attempt, worker)
+
+    @_storage_errors
+    async def claim(self, worker: str, lease_ms: int | None = None) -> Claim | None:
+        """Oldest claimable job -> pending under a lease, for a direct worker."""
+        s = self.settings
+        reply = await self._run("claim_job", [
+            lease_ms or s.worker_lease_ms, s.max_attempts, s.retention_ms, s.sweep_limit, worker,
+        ])
+        if not reply:
+            return None
+        token, number, width, height, prompt, attempt, lease_until, _created = reply
+        return Claim(NextJob(token, number, width, height, prompt), attempt, lease_until)
+
+    @_storage_errors
+    async def renew_lease(
+        self, token: str, attempt: int, lease_ms: int | None = None, progress: int | None = None,
+    ) -> int:
+        """Extends the claim's lease; returns the new lease end (ms). Fenced by attempt."""
+        lease = lease_ms or self.settings.worker_lease_ms
+        (until,) = await self._run("renew_lease", [
+            token, attempt, lease, "" if progress is None else progress,
+        ])
+        return int(until)
+
+    @_storage_errors
+    async def complete(self, token: str, attempt: int) -> None:
+        """Marks a claimed job complete; only the current claim may (fencing)."""
+        await self._set_state(token, JobState.COMPLETE, attempt, "")
+
+    async def _set_state(
+        self, token: str, target: JobState, attempt: int | None, worker: str,
+    ) -> tuple[int, int]:
+        s = self.settings
+        attempt_arg = "" if attempt is None else str(attempt)
+        claim, lease_until = await self._run("set_state", [
+            token, target.value, s.lease_base_ms, s.lease_per_megapixel_ms, attempt_arg,
+            s.retention_ms, worker,
+        ])
+        return int(claim), int(lease_until)
+
+    @_storage_errors
+    async def release(self, token: str, attempt: int, reason: str) -> JobState:
+        """Gives a claimed job back; returns its new state (new, or failed at the limit)."""
+        s = self.settings
+        (outcome,) = await self._run("release_job", [
+            token, attempt, s.max_attempts, s.retention_ms, reason[:200],
+        ])
+        return JobState(outcome)
+
+    @_storage_errors
+    async def requeue_expired(self) -> tuple[int, int, int]:
+        """Runs the sweep once: (requeued, failed, unreserved)."""
+        s = self.settings
+        requeued, failed, unreserved = await self._run(
+            "requeue_expired", [s.max_attempts, s.retention_ms, s.sweep_limit]
+        )
+        return int(requeued), int(failed), int(unreserved)
+
+    @_storage_errors
+    async def wait_for_work(self, timeout_s: float) -> bool:
+        """Blocks until a job may be claimable or the timeout passes (no hot polling)."""
+        return await self.redis.blpop([self.keys.wakeup], timeout=timeout_s) is not None
+
+    @_storage_errors
+    async def counts(self) -> dict[str, int]:
+        """Jobs per live state and the lifetime counters, in one round trip."""
+        k = self.keys
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(k.waiting).zcard(k.reserved).zcard(k.leases).hgetall(k.stats)
+            waiting, reserved, pending, stats = await pipe.execute()
+        counters = {name: int(value) for name, value in stats.items()}
+        return {"new": waiting + reserved, "pending": pending, **counters}
+
+    @_storage_errors
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    @_storage_errors
+    async def try_lock(self, key: str, owner: str, ttl_ms: int) -> bool:
+        """A short-lived lock (SET NX PX), for work one process per interval should do."""
+        return bool(await self.redis.set(key, owner, nx=True, px=ttl_ms))

@@ -1,0 +1,106 @@
+--[[
+_lib.lua: helpers shared by several scripts. Not a script of its own:
+broker/scripts.py inlines it where a script has the line `--@include _lib.lua`.
+
+The queue-level scripts share one KEYS layout, read by queue_keys():
+  KEYS[1] job key prefix  "{p}:job:" (job hashes are this prefix + token; same hash tag)
+  KEYS[2] waiting         zset  new, not reserved; score created_ms, member <seq:016d><token>
+  KEYS[3] active          zset  new or pending; same score and member
+  KEYS[4] reserved        zset  token -> reservation end (ms)
+  KEYS[5] leases          zset  token -> lease end (ms)
+  KEYS[6] stats           hash  counters
+  KEYS[7] wakeup          list  pushed when a job becomes claimable
+]]
+
+local function queue_keys()
+  return {
+    job_prefix = KEYS[1], waiting = KEYS[2], active = KEYS[3], reserved = KEYS[4],
+    leases = KEYS[5], stats = KEYS[6], wakeup = KEYS[7],
+  }
+end
+
+-- One clock for every replica and worker: the Redis server's.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function token_of(member)
+  return string.sub(member, 17)
+end
+
+-- Lets one idle worker blocked on BLPOP know there is work; the list stays short.
+local function wake(K)
+  redis.call('LPUSH', K.wakeup, '1')
+  redis.call('LTRIM', K.wakeup, 0, 15)
+end
+
+-- Ends a job in a terminal state: off every index, kept for retention_ms.
+local function finish(K, token, member, state, now, retention_ms)
+  local jk = K.job_prefix .. token
+  redis.call('ZREM', K.waiting, member)
+  redis.call('ZREM', K.active, member)
+  redis.call('ZREM', K.reserved, token)
+  redis.call('ZREM', K.leases, token)
+  redis.call('HSET', jk, 'state', state, 'finished_ms', now, 'lease_until', 0)
+  redis.call('PEXPIRE', jk, retention_ms)
+  redis.call('HINCRBY', K.stats, state, 1)
+end
+
+-- A claim that ended without completion (lease expired, render failed):
+-- the attempt counts, and the job goes back to the head of the queue (its
+-- creation time is kept) or, past max_attempts, to failed.
+local function give_up_attempt(K, token, now, max_attempts, retention_ms, reason)
+  local jk = K.job_prefix .. token
+  local fields = redis.call('HMGET', jk, 'member', 'created_ms')
+  local member, created = fields[1], fields[2]
+  redis.call('ZREM', K.leases, token)
+  if not member then
+    return 'gone'
+  end
+  local attempts = redis.call('HINCRBY', jk, 'attempts', 1)
+  redis.call('HSET', jk, 'last_error', reason)
+  if attempts >= max_attempts then
+    finish(K, token, member, 'failed', now, retention_ms)
+    return 'failed'
+  end
+  redis.call('HSET', jk, 'state', 'new', 'lease_until', 0, 'progress', 0)
+  redis.call('ZADD', K.waiting, created, member)
+  redis.call('HINCRBY', K.stats, 'requeued', 1)
+  wake(K)
+  return 'new'
+end
+
+-- Brings back jobs of dead workers and unused reservations. Bounded per call so
+-- one call never blocks Redis for long; callers run it often.
+local function sweep(K, now, max_attempts, retention_ms, limit)
+  local requeued, failed = 0, 0
+  local expired = redis.call('ZRANGEBYSCORE', K.leases, '-inf', now, 'LIMIT', 0, limit)
+  for _, token in ipairs(expired) do
+    local outcome = give_up_attempt(K, token, now, max_attempts, retention_ms, 'lease expired')
+    if outcome == 'new' then requeued = requeued + 1 end
+    if outcome == 'failed' then failed = failed + 1 end
+  end
+  local unreserved = redis.call('ZRANGEBYSCORE', K.reserved, '-inf', now, 'LIMIT', 0, limit)
+  for _, token in ipairs(unreserved) do
+    redis.call('ZREM', K.reserved, token)
+    local fields = redis.call('HMGET', K.job_prefix .. token, 'member', 'created_ms', 'state')
+    if fields[1] and fields[3] == 'new' then
+      redis.call('ZADD', K.waiting, fields[2], fields[1])
+    end
+  end
+  return requeued, failed, #unreserved
+end
+
+-- Moves a new job to pending under a lease; returns the claim's attempt id,
+-- the fencing token every later call of this claim must present.
+local function start_lease(K, token, member, now, lease_ms, worker)
+  local jk = K.job_prefix .. token
+  local claim = redis.call('HINCRBY', jk, 'claims', 1)
+  redis.call('ZREM', K.waiting, member)
+  redis.call('ZREM', K.reserved, token)
+  redis.call('ZADD', K.leases, now + lease_ms, token)
+  redis.call('HSET', jk, 'state', 'pending', 'started_ms', now,
+    'lease_until', now + lease_ms, 'progress', 0, 'worker', worker)
+  return claim
+end

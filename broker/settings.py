@@ -1,0 +1,40 @@
+"""Settings every process of the queue shares: where Redis is and how jobs live.
+
+The API's and the worker's settings extend this class, so each process reads
+one settings object from the environment (prefix `SDQ_`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class BrokerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SDQ_", extra="ignore", frozen=True)
+
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    redis_sentinel_service: str = "mymaster"
+    redis_timeout_s: float = Field(default=2.0, gt=0)
+    key_prefix: str = Field(default="sdq", min_length=1, pattern=r"^[^{}\s]+$")
+    reservation_ms: int = Field(default=10_000, ge=0)
+    lease_base_ms: int = Field(default=60_000, ge=1_000)
+    lease_per_megapixel_ms: int = Field(default=30_000, ge=0)
+    worker_lease_ms: int = Field(default=30_000, ge=1_000)
+    max_attempts: int = Field(default=3, ge=1)
+    retention_s: int = Field(default=7 * 24 * 3600, ge=1)
+    sweep_limit: int = Field(default=100, ge=1)
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def retention_ms(self) -> int:
+        return self.retention_s * 1000

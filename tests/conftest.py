@@ -1,0 +1,79 @@
+"""Shared fixtures. The `redis` fixture runs each test on fakeredis AND on a real
+engine (started by this test session on a free port): one switch, one copy of
+each test. Every test gets its own key prefix instead of a FLUSHALL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import fakeredis
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from api.app import create_app
+from api.settings import ApiSettings
+from broker.embedded import EmbeddedRedis
+from broker.queue import Queue
+from tests.support.fake_hcaptcha import FakeHCaptcha
+
+BACKEND_SECRET = "backend-secret-1"
+ROTATED_SECRET = "backend-secret-2"
+
+
+@pytest.fixture(scope="session")
+def redis_engine() -> Iterator[EmbeddedRedis]:
+    engine = EmbeddedRedis().start()
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_hcaptcha() -> Iterator[FakeHCaptcha]:
+    fake = FakeHCaptcha().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(params=["fakeredis", "real"])
+async def redis(request: pytest.FixtureRequest) -> AsyncIterator[Redis]:
+    if request.param == "fakeredis":
+        client: Redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    else:
+        engine: EmbeddedRedis = request.getfixturevalue("redis_engine")
+        client = Redis.from_url(engine.url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(prefix: str, fake_hcaptcha: FakeHCaptcha) -> ApiSettings:
+    return ApiSettings(
+        key_prefix=prefix,
+        backend_secrets=[BACKEND_SECRET, ROTATED_SECRET],
+        hcaptcha_secret="hcaptcha-secret",
+        hcaptcha_sitekey="site-key",
+        hcaptcha_verify_url=fake_hcaptcha.url,
+        hcaptcha_timeout_s=1.0,
+        access_log=False,
+    )
+
+
+@pytest.fixture
+def queue(redis: Redis, settings: ApiSettings) -> Queue:
+    return Queue(redis, settings)
+
+
+@pytest.fixture
+async def client(redis: Redis, settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, redis=redis)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://sdq.test") as http:
+            yield http
