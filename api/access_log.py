@@ -44,6 +44,11 @@ class AccessLog:
             query = redact_query(scope["query_string"])
             client = scope["client"][0] if scope.get("client") else "-"
             log.info(
-                '%s "%s %s%s" %d %.1fms', client, scope["method"], scope["path"],
-                f"?{query}" if query else "", status, (time.perf_counter() - started) * 1000,
+                '%s "%s %s%s" %d %.1fms',
+                client,
+                scope["method"],
+                scope["path"],
+                f"?{query}" if query else "",
+                status,
+                (time.perf_counter() - started) * 1000,
             )

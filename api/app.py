@@ -73,7 +73,9 @@ def _captcha(settings: ApiSettings, http: httpx.AsyncClient) -> Captcha:
         log.warning("SDQ_INSECURE_SKIP_CAPTCHA: every non-empty captcha is accepted")
         return NoCaptcha()
     return CaptchaVerifier(
-        http, settings.hcaptcha_verify_url, settings.hcaptcha_secret.get_secret_value(),
+        http,
+        settings.hcaptcha_verify_url,
+        settings.hcaptcha_secret.get_secret_value(),
         settings.hcaptcha_sitekey,
     )
 
@@ -81,7 +83,10 @@ def _captcha(settings: ApiSettings, http: httpx.AsyncClient) -> Captcha:
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(
-            title=app.title, version=app.version, summary=app.summary, routes=app.routes,
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
         )
         schema["paths"] = {**LEGACY_PATHS, **schema.get("paths", {})}
         app.openapi_schema = schema

@@ -15,7 +15,11 @@ log = logging.getLogger(__name__)
 
 class CaptchaVerifier:
     def __init__(
-        self, client: httpx.AsyncClient, verify_url: str, secret: str, sitekey: str | None,
+        self,
+        client: httpx.AsyncClient,
+        verify_url: str,
+        secret: str,
+        sitekey: str | None,
     ) -> None:
         self._client = client
         self._verify_url = verify_url

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -31,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _overrides(args: argparse.Namespace, names: list[str]) -> dict[str, object]:
+def _overrides(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "worker":
             from gpu_worker.main import run_worker
+
             from gpu_worker.settings import WorkerSettings
 
             overrides = _overrides(args, ["transport", "renderer", "storage", "api_url"])

@@ -64,8 +64,10 @@ def _broker_errors(
 @_broker_errors
 async def add_job(services: Services, params: Params, secret: str, client: str | None) -> Reply:
     request = check_job_request(
-        params.get("prompt", ""), params.get("number", ""),
-        params.get("resolution", ""), params.get("captcha", ""),
+        params.get("prompt", ""),
+        params.get("number", ""),
+        params.get("resolution", ""),
+        params.get("captcha", ""),
     )
     if not isinstance(request, JobRequest):
         return Reply(400, error_body([error.message for error in request]))
@@ -79,7 +81,11 @@ async def _enqueue(services: Services, request: JobRequest) -> str:
         token = token_source.token_hex(16)
         try:
             await services.queue.add_job(
-                token, request.prompt, request.number, request.width, request.height,
+                token,
+                request.prompt,
+                request.number,
+                request.width,
+                request.height,
             )
         except TokenExists:  # 2**-128 per pair; retried rather than assumed away
             continue
@@ -89,7 +95,10 @@ async def _enqueue(services: Services, request: JobRequest) -> str:
 
 @_broker_errors
 async def get_job_status(
-    services: Services, params: Params, secret: str, client: str | None,
+    services: Services,
+    params: Params,
+    secret: str,
+    client: str | None,
 ) -> Reply:
     token = params.get("token", "")
     errors = check_token(token)
@@ -102,7 +111,10 @@ async def get_job_status(
 
 @_broker_errors
 async def get_next_job(
-    services: Services, params: Params, secret: str, client: str | None,
+    services: Services,
+    params: Params,
+    secret: str,
+    client: str | None,
 ) -> Reply:
     if secret == "":
         return Reply(400, string_body("missing secret"))
@@ -116,7 +128,10 @@ async def get_next_job(
 
 @_broker_errors
 async def set_job_status(
-    services: Services, params: Params, secret: str, client: str | None,
+    services: Services,
+    params: Params,
+    secret: str,
+    client: str | None,
 ) -> Reply:
     token, state = params.get("token", ""), params.get("state", "")
     messages = [error.message for error in check_token(token)]
@@ -134,13 +149,19 @@ async def set_job_status(
         return TOKEN_NOT_FOUND
     attempt = _attempt(params.get("attempt", ""))
     claim, lease_until = await services.queue.set_state(
-        token, _SETTABLE[state], attempt=attempt,
+        token,
+        _SETTABLE[state],
+        attempt=attempt,
     )
     # Extension headers: our HTTP workers use them to renew and fence the claim.
-    return Reply(200, string_body("ok"), (
-        (b"x-sdq-attempt", str(claim).encode()),
-        (b"x-sdq-lease-until-ms", str(lease_until).encode()),
-    ))
+    return Reply(
+        200,
+        string_body("ok"),
+        (
+            (b"x-sdq-attempt", str(claim).encode()),
+            (b"x-sdq-lease-until-ms", str(lease_until).encode()),
+        ),
+    )
 
 
 def _attempt(raw: str) -> int | None:

@@ -23,13 +23,37 @@ RESOLUTIONS: dict[str, tuple[int, int]] = {
 TOKEN_BYTES = 32
 NON_PRINTABLE = "prompt contains a non-printable ASCII character (after transliteration of DE/IT)"
 
-_TRANSLITERATION = str.maketrans({
-    "ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss",
-    "à": "a", "è": "e", "ì": "i", "ò": "o", "ù": "u",
-    "á": "a", "é": "e", "í": "i", "ó": "o", "ú": "u",
-    "À": "A", "È": "E", "Ì": "I", "Ò": "O", "Ù": "U",
-    "Á": "A", "É": "E", "Í": "I", "Ó": "O", "Ú": "U",
-})
+_TRANSLITERATION = str.maketrans(
+    {
+        "ä": "ae",
+        "ö": "oe",
+        "ü": "ue",
+        "Ä": "Ae",
+        "Ö": "Oe",
+        "Ü": "Ue",
+        "ß": "ss",
+        "à": "a",
+        "è": "e",
+        "ì": "i",
+        "ò": "o",
+        "ù": "u",
+        "á": "a",
+        "é": "e",
+        "í": "i",
+        "ó": "o",
+        "ú": "u",
+        "À": "A",
+        "È": "E",
+        "Ì": "I",
+        "Ò": "O",
+        "Ù": "U",
+        "Á": "A",
+        "É": "E",
+        "Í": "I",
+        "Ó": "O",
+        "Ú": "U",
+    }
+)
 _GO_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _TOKEN = re.compile(r"[0-9a-f]{32}", re.ASCII)
@@ -105,7 +129,10 @@ def check_captcha(raw: str) -> list[FieldError]:
 
 
 def check_job_request(
-    prompt: str, number: str, resolution: str, captcha: str,
+    prompt: str,
+    number: str,
+    resolution: str,
+    captcha: str,
 ) -> JobRequest | list[FieldError]:
     """Checks 1-5 of /addJob, every failure collected in the contract's order."""
     clean_prompt, prompt_errors = check_prompt(prompt)

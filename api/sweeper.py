@@ -33,5 +33,7 @@ async def sweep_once(queue: Queue, owner: str, interval_s: float) -> bool:
         return False
     requeued, failed, unreserved = await queue.requeue_expired()
     if requeued or failed:
-        log.info("sweep: %d requeued, %d failed, %d reservations ended", requeued, failed, unreserved)
+        log.info(
+            "sweep: %d requeued, %d failed, %d reservations ended", requeued, failed, unreserved
+        )
     return True

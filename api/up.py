@@ -61,8 +61,12 @@ def up(data_dir: Path, port: int, worker: bool = True) -> int:
     if worker:
         children.append(_spawn(["worker"], env))
     redis_shown = engine.url + " (embedded, append-only file)" if engine else "SDQ_REDIS_URL"
-    print(BANNER.format(port=port, redis=redis_shown, data=data_dir.resolve(),
-                        secret=secret.split(",")[0]), flush=True)
+    print(
+        BANNER.format(
+            port=port, redis=redis_shown, data=data_dir.resolve(), secret=secret.split(",")[0]
+        ),
+        flush=True,
+    )
     try:
         return _wait(children)
     finally:

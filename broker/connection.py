@@ -27,16 +27,13 @@ def create_redis(settings: BrokerSettings) -> Redis:
 def _sentinel_primary(settings: BrokerSettings, url: str, timeout: float) -> Redis:
     template = Redis.from_url(url)
     kwargs = template.connection_pool.connection_kwargs
-    hosts = []
-    for entry in settings.redis_sentinels:
-        host, _, port = entry.rpartition(":")
-        hosts.append((host or entry, int(port or 26379)))
-    sentinel = Sentinel(
+    hosts = [_host_port(entry) for entry in settings.redis_sentinels]
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves __init__ untyped
         hosts,
         socket_timeout=timeout,
         sentinel_kwargs={"socket_timeout": timeout, "password": kwargs.get("password")},
     )
-    return sentinel.master_for(
+    primary: Redis = sentinel.master_for(
         settings.redis_sentinel_service,
         decode_responses=True,
         socket_timeout=timeout,
@@ -44,3 +41,12 @@ def _sentinel_primary(settings: BrokerSettings, url: str, timeout: float) -> Red
         password=kwargs.get("password"),
         db=kwargs.get("db", 0),
     )
+    return primary
+
+
+def _host_port(entry: str) -> tuple[str, int]:
+    """'host:port' or 'host' (port 26379, Sentinel's default)."""
+    host, sep, port = entry.rpartition(":")
+    if not sep or not port.isdecimal():
+        return entry, 26379
+    return host, int(port)

@@ -58,13 +58,20 @@ class EmbeddedRedis:
             return [*cmd, "--appendonly", "no"]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return [
-            *cmd, "--appendonly", "yes", "--appendfsync", "everysec",
-            "--dir", str(self.data_dir.resolve()),
+            *cmd,
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--dir",
+            str(self.data_dir.resolve()),
         ]
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
         self.process = subprocess.Popen(  # noqa: S603 - fixed binary, our own arguments
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            self.command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.wait_ready(timeout_s)
         return self

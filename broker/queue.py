@@ -43,20 +43,38 @@ class Queue:
         self._scripts = Scripts(redis)
         k = self.keys
         self._queue_keys = [
-            k.job_prefix, k.waiting, k.active, k.reserved, k.leases, k.stats, k.wakeup,
+            k.job_prefix,
+            k.waiting,
+            k.active,
+            k.reserved,
+            k.leases,
+            k.stats,
+            k.wakeup,
         ]
 
-    async def _run(self, script: str, args: list[str | int], extra_keys: tuple[str, ...] = ()) -> list[Any]:
+    async def _run(
+        self, script: str, args: list[str | int], extra_keys: tuple[str, ...] = ()
+    ) -> list[Any]:
         return await self._scripts.run(script, [*self._queue_keys, *extra_keys], args)
 
     @_storage_errors
     async def add_job(
-        self, token: str, prompt: str, number: int, width: int, height: int,
+        self,
+        token: str,
+        prompt: str,
+        number: int,
+        width: int,
+        height: int,
         created_ms: int | None = None,
     ) -> int:
         """Appends a new job; returns its creation time (ms, Redis clock)."""
         args: list[str | int] = [
-            token, prompt, number, width, height, "" if created_ms is None else created_ms,
+            token,
+            prompt,
+            number,
+            width,
+            height,
+            "" if created_ms is None else created_ms,
         ]
         (created,) = await self._run("add_job", args, (self.keys.seq,))
         return int(created)
@@ -66,9 +84,16 @@ class Queue:
         reply = await self._scripts.run("get_status", [self.keys.job(token), self.keys.active], [])
         state, created, now, qlen, attempts, progress, number, width, height = reply
         return JobStatus(
-            token=token, state=JobState(state), created_ms=created, now_ms=now,
-            queue_length=qlen, attempts=attempts, progress=progress,
-            number=number, width=width, height=height,
+            token=token,
+            state=JobState(state),
+            created_ms=created,
+            now_ms=now,
+            queue_length=qlen,
+            attempts=attempts,
+            progress=progress,
+            number=number,
+            width=width,
+            height=height,
         )
 
     @_storage_errors
@@ -82,7 +107,11 @@ class Queue:
 
     @_storage_errors
     async def set_state(
-        self, token: str, target: JobState, attempt: int | None = None, worker: str = "http",
+        self,
+        token: str,
+        target: JobState,
+        attempt: int | None = None,
+        worker: str = "http",
     ) -> tuple[int, int]:
         """The legacy transitions (new -> pending, pending -> complete) in one atomic step.
 
@@ -94,9 +123,16 @@ class Queue:
     async def claim(self, worker: str, lease_ms: int | None = None) -> Claim | None:
         """Oldest claimable job -> pending under a lease, for a direct worker."""
         s = self.settings
-        reply = await self._run("claim_job", [
-            lease_ms or s.worker_lease_ms, s.max_attempts, s.retention_ms, s.sweep_limit, worker,
-        ])
+        reply = await self._run(
+            "claim_job",
+            [
+                lease_ms or s.worker_lease_ms,
+                s.max_attempts,
+                s.retention_ms,
+                s.sweep_limit,
+                worker,
+            ],
+        )
         if not reply:
             return None
         token, number, width, height, prompt, attempt, lease_until, _created = reply
@@ -104,13 +140,23 @@ class Queue:
 
     @_storage_errors
     async def renew_lease(
-        self, token: str, attempt: int, lease_ms: int | None = None, progress: int | None = None,
+        self,
+        token: str,
+        attempt: int,
+        lease_ms: int | None = None,
+        progress: int | None = None,
     ) -> int:
         """Extends the claim's lease; returns the new lease end (ms). Fenced by attempt."""
         lease = lease_ms or self.settings.worker_lease_ms
-        (until,) = await self._run("renew_lease", [
-            token, attempt, lease, "" if progress is None else progress,
-        ])
+        (until,) = await self._run(
+            "renew_lease",
+            [
+                token,
+                attempt,
+                lease,
+                "" if progress is None else progress,
+            ],
+        )
         return int(until)
 
     @_storage_errors
@@ -119,23 +165,42 @@ class Queue:
         await self._set_state(token, JobState.COMPLETE, attempt, "")
 
     async def _set_state(
-        self, token: str, target: JobState, attempt: int | None, worker: str,
+        self,
+        token: str,
+        target: JobState,
+        attempt: int | None,
+        worker: str,
     ) -> tuple[int, int]:
         s = self.settings
         attempt_arg = "" if attempt is None else str(attempt)
-        claim, lease_until = await self._run("set_state", [
-            token, target.value, s.lease_base_ms, s.lease_per_megapixel_ms, attempt_arg,
-            s.retention_ms, worker,
-        ])
+        claim, lease_until = await self._run(
+            "set_state",
+            [
+                token,
+                target.value,
+                s.lease_base_ms,
+                s.lease_per_megapixel_ms,
+                attempt_arg,
+                s.retention_ms,
+                worker,
+            ],
+        )
         return int(claim), int(lease_until)
 
     @_storage_errors
     async def release(self, token: str, attempt: int, reason: str) -> JobState:
         """Gives a claimed job back; returns its new state (new, or failed at the limit)."""
         s = self.settings
-        (outcome,) = await self._run("release_job", [
-            token, attempt, s.max_attempts, s.retention_ms, reason[:200],
-        ])
+        (outcome,) = await self._run(
+            "release_job",
+            [
+                token,
+                attempt,
+                s.max_attempts,
+                s.retention_ms,
+                reason[:200],
+            ],
+        )
         return JobState(outcome)
 
     @_storage_errors
@@ -157,7 +222,9 @@ class Queue:
         """Jobs per live state and the lifetime counters, in one round trip."""
         k = self.keys
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(k.waiting).zcard(k.reserved).zcard(k.leases).hgetall(k.stats)
+            for index in (k.waiting, k.reserved, k.leases):
+                pipe.zcard(index)
+            pipe.hgetall(k.stats)
             waiting, reserved, pending, stats = await pipe.execute()
         counters = {name: int(value) for name, value in stats.items()}
         return {"new": waiting + reserved, "pending": pending, **counters}

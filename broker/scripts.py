@@ -33,7 +33,6 @@ _ERRORS: dict[str, type[BrokerError]] = {
 }
 
 
-
 def script_names() -> list[str]:
     """One script per operation: every .lua file whose name does not start with '_'."""
     folder = resources.files("broker") / "scripts"
