@@ -29,6 +29,14 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--renderer", choices=["diffusers", "test-pattern"])
     worker.add_argument("--storage", choices=["local", "s3"])
     worker.add_argument("--api-url")
+
+    migrate = commands.add_parser(
+        "import-sqlite", help="import the original service's SQLite database (SDQ_* settings)"
+    )
+    migrate.add_argument("path", type=Path, help="the original's database file, e.g. queue.db")
+    migrate.add_argument("--dry-run", action="store_true", help="check the rows, write nothing")
+    migrate.add_argument("--batch-size", type=int, default=1000, help="jobs per round trip")
+    migrate.add_argument("--no-secrets", action="store_true", help="do not print the secrets")
     return parser
 
 
@@ -49,6 +57,17 @@ def main(argv: list[str] | None = None) -> int:
 
             serve(ApiSettings(**_overrides(args, ["host", "port", "workers"])))
             return 0
+        if args.command == "import-sqlite":
+            from broker.importer import import_sqlite
+            from broker.settings import BrokerSettings
+
+            return import_sqlite(
+                args.path,
+                BrokerSettings(),
+                dry_run=args.dry_run,
+                batch_size=args.batch_size,
+                show_secrets=not args.no_secrets,
+            )
         if args.command == "worker":
             from gpu_worker.main import run_worker
 

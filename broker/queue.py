@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -12,9 +12,12 @@ from redis.exceptions import RedisError
 from broker.errors import StorageUnavailable
 from broker.job import Claim, JobStatus, NextJob
 from broker.keys import QueueKeys
-from broker.scripts import Scripts
+from broker.scripts import Scripts, raise_for_code, script_source
 from broker.settings import BrokerSettings
 from broker.states import JobState
+
+if TYPE_CHECKING:
+    from broker.sqlite_import import LegacyJob
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -237,3 +240,29 @@ class Queue:
     async def try_lock(self, key: str, owner: str, ttl_ms: int) -> bool:
         """A short-lived lock (SET NX PX), for work one process per interval should do."""
         return bool(await self.redis.set(key, owner, nx=True, px=ttl_ms))
+
+    @_storage_errors
+    async def import_jobs(self, jobs: Sequence[LegacyJob]) -> list[str]:
+        """Loads jobs of the original service in one round trip (a pipeline of
+        import_job calls); returns each job's outcome: imported, present or expired."""
+        s = self.settings
+        script = self.redis.register_script(script_source("import_job"))
+        keys = [*self._queue_keys, self.keys.seq]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                args: list[str | int] = [
+                    job.token,
+                    job.prompt,
+                    job.number,
+                    job.width,
+                    job.height,
+                    job.state.value,
+                    job.created_ms,
+                    "" if job.completed_ms is None else job.completed_ms,
+                    s.lease_base_ms,
+                    s.lease_per_megapixel_ms,
+                    s.retention_ms,
+                ]
+                await script(keys=keys, args=args, client=pipe)
+            replies = await pipe.execute()
+        return [str(raise_for_code(reply)[0]) for reply in replies]

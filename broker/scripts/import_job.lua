@@ -1,0 +1,87 @@
+--[[
+import_job.lua: loads one job of the original (SQLite) service, keeping its
+token, creation time, state, prompt, number and size, so that a frontend
+polling the old token sees the same State, Age and QueueLength after the
+switch. Idempotent: a token that already exists is left untouched.
+
+  new       waiting + active, like add_job (FIFO by created_ms, then by the
+            order of import through the seq counter)
+  pending   active + a lease sized to the work (as set_state gives a legacy
+            backend), starting now: if the old backend still finishes it, its
+            /setJobStatus complete succeeds; if it is gone, the sweep brings the
+            job back to new at the head of the queue
+  complete  only the hash, expiring retention_ms after completed_ms (or after
+            now when the original did not record it); one that is already past
+            its retention is not written at all
+
+KEYS: the queue layout of _lib.lua (1 job prefix .. 7 wakeup), then
+  KEYS[8] seq           string insertion counter
+ARGV:
+  [1] token             32 lower-case hex characters
+  [2] prompt            printable ASCII
+  [3] number            images, 1..16
+  [4] width             pixels
+  [5] height            pixels
+  [6] state             'new', 'pending' or 'complete'
+  [7] created_ms        integer ms (the original's clock)
+  [8] completed_ms      integer ms, or '' when unknown (used for complete only)
+  [9] lease_base_ms     integer ms: a pending job's lease ...
+  [10] lease_per_mp_ms  integer ms: ... plus this per image per megapixel
+  [11] retention_ms     integer ms: how long a complete job is kept
+Returns:
+  {'OK', 'imported'}    the job now exists in its original state
+  {'OK', 'present'}     a job with this token already exists; nothing changed
+  {'OK', 'expired'}     a complete job past its retention; nothing written
+  {'BAD_STATE'}         ARGV[6] is none of the three states; nothing written
+]]
+--@include _lib.lua
+
+local K = queue_keys()
+local token = ARGV[1]
+local jk = K.job_prefix .. token
+if redis.call('EXISTS', jk) == 1 then
+  return {'OK', 'present'}
+end
+local state = ARGV[6]
+if state ~= 'new' and state ~= 'pending' and state ~= 'complete' then
+  return {'BAD_STATE'}
+end
+local created = ARGV[7]
+local now = now_ms()
+local retention = tonumber(ARGV[11])
+local expire_at = now + retention
+if state == 'complete' and ARGV[8] ~= '' then
+  expire_at = math.min(tonumber(ARGV[8]) + retention, expire_at)
+  if expire_at <= now then
+    return {'OK', 'expired'}
+  end
+end
+
+local seq = redis.call('INCR', KEYS[8])
+local member = string.format('%016d', seq) .. token
+redis.call('HSET', jk,
+  'token', token, 'prompt', ARGV[2], 'number', ARGV[3], 'width', ARGV[4],
+  'height', ARGV[5], 'state', state, 'created_ms', created, 'member', member,
+  'attempts', 0, 'claims', 0, 'progress', 0, 'lease_until', 0)
+redis.call('HINCRBY', K.stats, 'imported', 1)
+
+if state == 'new' then
+  redis.call('ZADD', K.waiting, tonumber(created), member)
+  redis.call('ZADD', K.active, tonumber(created), member)
+  wake(K)
+elseif state == 'pending' then
+  local pixels = tonumber(ARGV[3]) * tonumber(ARGV[4]) * tonumber(ARGV[5])
+  local lease_ms = tonumber(ARGV[9]) + math.ceil(tonumber(ARGV[10]) * pixels / 1000000)
+  redis.call('ZADD', K.active, tonumber(created), member)
+  redis.call('ZADD', K.leases, now + lease_ms, token)
+  redis.call('HSET', jk, 'claims', 1, 'started_ms', now, 'lease_until', now + lease_ms,
+    'worker', 'import')
+else
+  local finished = now
+  if ARGV[8] ~= '' then
+    finished = tonumber(ARGV[8])
+  end
+  redis.call('HSET', jk, 'claims', 1, 'progress', ARGV[3], 'finished_ms', finished)
+  redis.call('PEXPIREAT', jk, expire_at)
+end
+return {'OK', 'imported'}
