@@ -132,7 +132,9 @@ def secret_lines(secrets: list[tuple[str, str]]) -> list[str]:
         else:
             lines.append(f"{setting}={shlex.quote(value)}")
         if extra[kind]:
-            lines.append(f"# {extra[kind]} more row(s) of kind {kind!r} ignored, as the original")
+            lines.append(
+                f"# {extra[kind]} more row(s) of kind {kind!r} ignored (the first row counts)"
+            )
     lines.extend(
         f"# unknown secret kind {kind!r} ignored" for kind in first if kind not in SECRET_SETTINGS
     )

@@ -25,7 +25,7 @@ from api.cli import main
 from api.settings import ApiSettings
 from broker.embedded import EmbeddedRedis
 from broker.errors import JobNotFound
-from broker.importer import ImportReport, import_rows
+from broker.importer import ImportReport, import_rows, secret_lines
 from broker.keys import QueueKeys
 from broker.queue import Queue
 from broker.settings import BrokerSettings
@@ -433,6 +433,37 @@ def test_import_command_imports_and_a_second_run_finds_everything_present(
         {"imported": 2, "present": 0, "expired": 0, "skipped": 0},
         {"imported": 0, "present": 2, "expired": 0, "skipped": 0},
     ]
+
+
+def test_import_secrets_take_the_first_row_of_each_kind_and_never_split_a_secret() -> None:
+    lines = secret_lines(
+        [
+            ("backend_secret", "first"),
+            ("backend_secret", "second"),
+            ("hcaptcha_secret", "has,comma"),
+            ("hcaptcha_sitekey", "key,with,commas"),
+            ("smtp_password", "not ours"),
+        ]
+    )
+
+    assert "SDQ_BACKEND_SECRETS=first" in lines
+    assert "SDQ_HCAPTCHA_SECRET=has,comma" in lines
+    assert "SDQ_HCAPTCHA_SITEKEY=key,with,commas" in lines
+    assert "# 1 more row(s) of kind 'backend_secret' ignored (the first row counts)" in lines
+    assert not any("second" in line or "not ours" in line for line in lines)
+    comma = secret_lines([("backend_secret", "a,b")])
+    assert not any("a,b" in line for line in comma)
+    assert any("SDQ_BACKEND_SECRETS_FILE" in line for line in comma)
+
+
+def test_import_command_refuses_a_batch_size_below_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = legacy_db(tmp_path / "queue.db", [])
+
+    code, _, err = run_command(capsys, str(path), "--batch-size", "0")
+
+    assert code == 2 and "--batch-size" in err
 
 
 @pytest.mark.parametrize(
