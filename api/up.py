@@ -59,7 +59,7 @@ def up(data_dir: Path, port: int, worker: bool = True) -> int:
     env["SDQ_PORT"] = str(port)
     children = [_spawn(["api", "--port", str(port)], env)]
     if worker:
-        children.append(_spawn(["worker"], env))
+        children.append(_spawn(["worker"], _worker_env(env, port)))
     redis_shown = engine.url + " (embedded, append-only file)" if engine else "SDQ_REDIS_URL"
     print(
         BANNER.format(
@@ -74,6 +74,19 @@ def up(data_dir: Path, port: int, worker: bool = True) -> int:
             _stop(child)
         if engine is not None:
             engine.stop()
+
+
+def _worker_env(env: dict[str, str], port: int) -> dict[str, str]:
+    """The quick start's worker: test-pattern images (a second each, so a job is seen
+    pending) stored in the folder the API serves at /images/, unless configured otherwise.
+    The direct transport wakes at once; SDQ_TRANSPORT=http goes through this API."""
+    worker_env = dict(env)
+    worker_env.setdefault("SDQ_RENDERER", "test-pattern")
+    worker_env.setdefault("SDQ_TEST_PATTERN_MS_PER_IMAGE", "1000")
+    worker_env.setdefault("SDQ_STORAGE", "local")
+    worker_env.setdefault("SDQ_API_URL", f"http://127.0.0.1:{port}")
+    worker_env.setdefault("SDQ_BACKEND_SECRET", env["SDQ_BACKEND_SECRETS"].split(",")[0].strip())
+    return worker_env
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

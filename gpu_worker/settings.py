@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from broker.settings import BrokerSettings
 
@@ -19,7 +22,9 @@ class WorkerSettings(BrokerSettings):
     # http transport
     api_url: str = "http://127.0.0.1:9090"
     backend_secret: SecretStr | None = None  # default: the first of SDQ_BACKEND_SECRETS
-    backend_secrets: list[SecretStr] = Field(default_factory=list)
+    backend_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    http_timeout_s: float = Field(default=10.0, gt=0)
+    http_poll_s: float = Field(default=1.0, gt=0)  # idle poll of /getNextJob
 
     # local storage
     images_dir: Path = Path("sdq-data/images")
@@ -36,5 +41,45 @@ class WorkerSettings(BrokerSettings):
     batch_size: int = Field(default=4, ge=1)
     steps: int = Field(default=30, ge=1)
     guidance_scale: float = 7.5
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"  # auto: fp16 on CUDA
+    safety_checker: bool = True  # keep the model's NSFW checker, if it has one
+    attention_slicing: bool = False  # less GPU memory per batch, somewhat slower
 
-    idle_poll_s: float = Field(default=5.0, gt=0)
+    # test-pattern renderer: simulated render time, so a demo shows pending and progress
+    test_pattern_ms_per_image: int = Field(default=0, ge=0)
+
+    # the loop
+    idle_poll_s: float = Field(default=5.0, gt=0)  # fallback poll of an idle direct worker
+    retry_base_s: float = Field(default=0.2, gt=0)  # first pause when Redis/the API is down
+    retry_cap_s: float = Field(default=15.0, gt=0)  # longest pause
+    store_attempts: int = Field(default=3, ge=1)  # tries per image before the job is released
+    report_interval_s: float = Field(default=5.0, gt=0)  # render times and liveness
+
+    @field_validator("backend_secrets", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_incomplete(self) -> Self:
+        if self.transport == "http" and self.secret() == "":
+            raise ValueError(
+                "the http transport needs a backend secret: set SDQ_BACKEND_SECRET "
+                "(or SDQ_BACKEND_SECRETS, whose first entry is used)"
+            )
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("the s3 storage needs SDQ_S3_BUCKET")
+        if self.retry_cap_s < self.retry_base_s:
+            raise ValueError("SDQ_RETRY_CAP_S must be at least SDQ_RETRY_BASE_S")
+        return self
+
+    def secret(self) -> str:
+        """The secret this worker presents to the API ('' when none is configured)."""
+        if self.backend_secret is not None:
+            return self.backend_secret.get_secret_value()
+        return self.backend_secrets[0].get_secret_value() if self.backend_secrets else ""
+
+    def identity(self) -> str:
+        return self.worker_id or f"{socket.gethostname()}-{os.getpid()}"

@@ -1,0 +1,42 @@
+--[[
+record_renders.lua: a worker's report: per-image render time by resolution (for
+ETAs) and that the worker is alive. Touches no job; any worker may call it.
+
+KEYS:
+  [1] render_ms         hash  "{p}:render_ms", fields per resolution <W>x<H>:
+                              <W>x<H>:images   images rendered (sum)
+                              <W>x<H>:ms       their render time in ms (sum)
+                              <W>x<H>:ewma_ms  per-image ms, weighted to recent reports
+  [2] workers           zset  "{p}:workers", member worker id, score last seen (ms)
+ARGV:
+  [1] worker            the worker's id
+  [2] presence          'live' (seen now) or 'gone' (graceful exit: removed)
+  [3] forget_after_ms   integer ms; members not seen for this long are removed
+  [4..] triples         resolution '<W>x<H>', images (integer > 0), ms (integer >= 0)
+Returns:
+  {'OK', now_ms}
+]]
+--@include _lib.lua
+
+local now = now_ms()
+for i = 4, #ARGV - 2, 3 do
+  local res, images, ms = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  if images and ms and images > 0 then
+    local per_image = ms / images
+    local old = tonumber(redis.call('HGET', KEYS[1], res .. ':ewma_ms'))
+    local ewma = per_image
+    if old then
+      ewma = old + 0.3 * (per_image - old)
+    end
+    redis.call('HINCRBY', KEYS[1], res .. ':images', images)
+    redis.call('HINCRBY', KEYS[1], res .. ':ms', ms)
+    redis.call('HSET', KEYS[1], res .. ':ewma_ms', math.floor(ewma + 0.5))
+  end
+end
+if ARGV[2] == 'gone' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+else
+  redis.call('ZADD', KEYS[2], now, ARGV[1])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]))
+return {'OK', now}

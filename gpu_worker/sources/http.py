@@ -1,0 +1,212 @@
+"""The HTTP transport: the legacy backend protocol, plus our extensions where offered.
+
+getNextJob -> setJobStatus pending -> (render, store) -> setJobStatus complete is
+all a legacy server needs, so this worker also runs against the original service.
+Against our API it also reads the claim's attempt id (header `x-sdq-attempt`),
+fences completion with it (`attempt=`), renews the lease and releases failed
+jobs (/backend/lease, /backend/release) and reports render times (/backend/report).
+A server without those endpoints answers a plain 404/405: the worker notes it and
+carries on with the legacy protocol alone.
+
+The secret goes in `Authorization: Bearer`; a server that answers "missing secret"
+to that gets `?secret=` from then on. Neither is ever logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httpx
+
+from broker.job import NextJob
+from broker.states import JobState
+from gpu_worker.errors import LeaseLost, SourceRefused, SourceUnavailable
+from gpu_worker.settings import WorkerSettings
+from gpu_worker.sources.base import Lease, RenderSample
+
+log = logging.getLogger(__name__)
+
+CLAIM_TRIES = 5  # a job taken by another backend between getNextJob and pending
+
+
+class HttpSource:
+    name = "http"
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        worker_id: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._settings = settings
+        self._worker_id = worker_id
+        self._secret = settings.secret()
+        self._secret_in_query = False
+        self.extensions = True  # until the server shows it has none
+        self._client = httpx.AsyncClient(
+            base_url=settings.api_url,
+            transport=transport,
+            timeout=settings.http_timeout_s,
+        )
+
+    async def claim(self) -> Lease | None:
+        for _ in range(CLAIM_TRIES):
+            reply = await self._call("GET", "/getNextJob", {})
+            if reply.status_code == 404:
+                return None
+            job = _next_job(reply)
+            reply = await self._call(
+                "GET", "/setJobStatus", {"token": job.token, "state": "pending"}
+            )
+            if reply.status_code == 200:
+                return Lease(
+                    job,
+                    _int_header(reply, "x-sdq-attempt"),
+                    _int_header(reply, "x-sdq-lease-until-ms"),
+                )
+            if reply.status_code not in (400, 404):  # 400: set pending by another backend
+                raise SourceUnavailable(f"setJobStatus pending: HTTP {reply.status_code}")
+        return None
+
+    async def wait_for_work(self) -> None:
+        await asyncio.sleep(self._settings.http_poll_s)
+
+    async def renew(self, lease: Lease, progress: int) -> None:
+        if lease.attempt is None or not self.extensions:
+            return
+        params = {
+            "token": lease.job.token,
+            "attempt": str(lease.attempt),
+            "lease_ms": str(self._settings.worker_lease_ms),
+            "progress": str(progress),
+        }
+        reply = await self._call("POST", "/backend/lease", params)
+        self._extension_reply(reply, "lease")
+
+    async def complete(self, lease: Lease) -> None:
+        params = {"token": lease.job.token, "state": "complete"}
+        if lease.attempt is not None:
+            params["attempt"] = str(lease.attempt)
+        reply = await self._call("GET", "/setJobStatus", params)
+        if reply.status_code in (400, 404, 409):  # superseded, gone, or not pending any more
+            raise LeaseLost(f"setJobStatus complete: {_message(reply)}")
+        if reply.status_code != 200:
+            raise SourceUnavailable(f"setJobStatus complete: HTTP {reply.status_code}")
+
+    async def release(self, lease: Lease, reason: str) -> JobState | None:
+        if lease.attempt is None or not self.extensions:
+            log.warning(
+                "job %s cannot be released: the API has no release extension", _short(lease)
+            )
+            return None
+        params = {"token": lease.job.token, "attempt": str(lease.attempt), "reason": reason[:200]}
+        reply = await self._call("POST", "/backend/release", params)
+        body = self._extension_reply(reply, "release")
+        return None if body is None else JobState(body["state"])
+
+    async def report(self, samples: list[RenderSample], leaving: bool) -> None:
+        if not self.extensions:
+            return
+        body = {
+            "worker": self._worker_id,
+            "leaving": leaving,
+            "renders": [
+                {"width": s.width, "height": s.height, "images": s.images, "ms": s.ms}
+                for s in samples
+            ],
+        }
+        reply = await self._call("POST", "/backend/report", {}, body)
+        self._extension_reply(reply, "report")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _extension_reply(self, reply: httpx.Response, what: str) -> dict[str, Any] | None:
+        """The JSON object of an extension's answer; None where the server has none."""
+        body = _json(reply)
+        if reply.status_code == 200 and isinstance(body, dict):
+            return body
+        if not (isinstance(body, dict) and "error" in body):
+            log.info("the API has no /backend/%s: using the legacy protocol only", what)
+            self.extensions = False
+            return None
+        if reply.status_code in (404, 409):
+            raise LeaseLost(f"{what}: {body['error']}")
+        raise SourceUnavailable(f"{what}: HTTP {reply.status_code} {body['error']}")
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        body: object = None,
+    ) -> httpx.Response:
+        reply = await self._send(method, path, params, body)
+        if not self._secret_in_query and _message(reply) == "missing secret":
+            self._secret_in_query = True  # this server reads the secret from the URL only
+            reply = await self._send(method, path, params, body)
+        if reply.status_code == 401 or _message(reply) == "wrong secret":
+            raise SourceRefused("the API refuses the backend secret")
+        if reply.status_code >= 500:
+            raise SourceUnavailable(f"{path}: HTTP {reply.status_code}")
+        return reply
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        body: object,
+    ) -> httpx.Response:
+        if self._secret_in_query:
+            params, headers = {**params, "secret": self._secret}, {}
+        else:
+            headers = {"Authorization": f"Bearer {self._secret}"}
+        try:
+            return await self._client.request(
+                method, path, params=params, headers=headers, json=body
+            )
+        except httpx.TransportError as exc:  # never str(exc): a URL may carry the secret
+            raise SourceUnavailable(f"{path}: {type(exc).__name__}") from exc
+
+
+def _json(reply: httpx.Response) -> object:
+    try:
+        return reply.json()
+    except ValueError:
+        return None
+
+
+def _message(reply: httpx.Response) -> str:
+    """The legacy error string of a 4xx reply, or the `error` of an extension's."""
+    body = _json(reply) if reply.status_code >= 400 else None
+    if isinstance(body, dict):
+        body = body.get("error")
+    return body if isinstance(body, str) else ""
+
+
+def _next_job(reply: httpx.Response) -> NextJob:
+    body = _json(reply)
+    if reply.status_code != 200 or not isinstance(body, dict):
+        raise SourceUnavailable(f"getNextJob: HTTP {reply.status_code}")
+    try:
+        return NextJob(
+            token=str(body["Token"]),
+            number=int(body["Number"]),
+            width=int(body["Width"]),
+            height=int(body["Height"]),
+            prompt=str(body["Prompt"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SourceUnavailable("getNextJob: malformed job") from exc
+
+
+def _int_header(reply: httpx.Response, name: str) -> int | None:
+    value = reply.headers.get(name, "")
+    return int(value) if value.isdecimal() else None
+
+
+def _short(lease: Lease) -> str:
+    return lease.job.token[:8]
