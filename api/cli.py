@@ -19,6 +19,13 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=9090)
     up.add_argument("--no-worker", action="store_true", help="start the API only")
 
+    cluster = commands.add_parser("cluster", help="run the compose topology as local processes")
+    cluster.add_argument("--data-dir", type=Path, default=Path("sdq-cluster-data"))
+    cluster.add_argument("--port", type=int, default=9090, help="the load balancer's port")
+    cluster.add_argument("--replicas", type=int, default=3, help="API replicas behind nginx")
+    cluster.add_argument("--workers", type=int, default=2, help="test-pattern workers")
+    cluster.add_argument("--transport", choices=["redis", "http"], default="redis")
+
     api = commands.add_parser("api", help="serve the HTTP API (settings from SDQ_*)")
     api.add_argument("--host")
     api.add_argument("--port", type=int)
@@ -51,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
             from api.up import up
 
             return up(args.data_dir, args.port, worker=not args.no_worker)
+        if args.command == "cluster":
+            from api.cluster import run_cluster
+
+            replicas, workers = max(1, args.replicas), max(0, args.workers)
+            return run_cluster(args.data_dir, args.port, replicas, workers, args.transport)
         if args.command == "api":
             from api.serve import serve
             from api.settings import ApiSettings
@@ -70,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.command == "worker":
             from gpu_worker.main import run_worker
-
             from gpu_worker.settings import WorkerSettings
 
             overrides = _overrides(args, ["transport", "renderer", "storage", "api_url"])

@@ -1,0 +1,330 @@
+"""Load benchmark: simulated frontend users against the local cluster.
+
+Each user does what the real frontend does: /addJob (the captcha checked by a
+local fake hCaptcha), then /getJobStatus once a second until its job is
+complete; then the next user takes its place, so the number of pollers holds.
+Simulated GPU workers (bench.sleep_worker: the real worker loop, a renderer
+that sleeps) complete the jobs. Everything goes through nginx.
+
+    python -m bench.load                    # 1,000 users, 60 s (about 2 minutes)
+    python -m bench.load --users 200 --duration 20
+
+Prints a table: pollers held, requests/s, getJobStatus latency through the load
+balancer (seen by the clients and by nginx), 5xx count, and whether every
+user's QueueLength never increased and had counted down when its job started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import uvloop
+
+from api.cluster import Cluster
+from tests.support.fake_hcaptcha import FakeHCaptcha
+
+DONE = ("complete", "failed")
+
+
+@dataclass
+class UserResult:
+    """What one user saw of its job, poll by poll."""
+
+    token: str
+    prompt: str
+    queue_lengths: list[int] = field(default_factory=list)
+    started_queue_length: int | None = None  # at the first poll that saw it started
+    state: str = "new"
+
+    def observe(self, body: dict[str, Any]) -> None:
+        self.queue_lengths.append(int(body["QueueLength"]))
+        if body["State"] != "new" and self.started_queue_length is None:
+            self.started_queue_length = int(body["QueueLength"])
+        self.state = str(body["State"])
+
+    @property
+    def never_increased(self) -> bool:
+        return all(b <= a for a, b in zip(self.queue_lengths, self.queue_lengths[1:], strict=False))
+
+
+@dataclass
+class Load:
+    """Simulated users of one run and everything they measured."""
+
+    url: str
+    poll_s: float = 1.0
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    status_latencies: list[float] = field(default_factory=list)
+    responses: Counter[tuple[str, int]] = field(default_factory=Counter)
+    transport_errors: Counter[str] = field(default_factory=Counter)
+    users: list[UserResult] = field(default_factory=list)
+    add_failures: int = 0
+    polling: int = 0
+    pollers: list[int] = field(default_factory=list)  # sampled once a second
+    elapsed_s: float = 0.0
+    _http: aiohttp.ClientSession | None = None
+
+    async def run(self, users: int, duration_s: float, ramp_s: float) -> Load:
+        connector = aiohttp.TCPConnector(limit=users + 50)
+        timeout = aiohttp.ClientTimeout(total=10.0)
+        async with aiohttp.ClientSession(self.url, connector=connector, timeout=timeout) as http:
+            self._http = http
+            start = time.monotonic()
+            deadline = start + duration_s
+            sampler = asyncio.create_task(self._sample(start + ramp_s, deadline))
+            await asyncio.gather(*(self._slot(i, users, ramp_s, deadline) for i in range(users)))
+            self.elapsed_s = time.monotonic() - start
+            sampler.cancel()
+        return self
+
+    async def _sample(self, after: float, until: float) -> None:
+        await asyncio.sleep(max(0.0, after - time.monotonic()))
+        while time.monotonic() < until:
+            self.pollers.append(self.polling)
+            await asyncio.sleep(1.0)
+
+    async def _slot(self, i: int, users: int, ramp_s: float, deadline: float) -> None:
+        """One browser tab: a user, then the next one, until the deadline."""
+        await asyncio.sleep(ramp_s * i / users)
+        k = 0
+        while time.monotonic() < deadline:
+            await self.user(f"load {self.run_id} user {i} job {k}", f"good-{i}-{k}", deadline)
+            k += 1
+
+    async def user(self, prompt: str, captcha: str, deadline: float) -> UserResult | None:
+        """addJob, then poll until the job is done or the deadline passes."""
+        query = {"prompt": prompt, "number": "1", "resolution": "576x576", "captcha": captcha}
+        status, body = await self.get("/addJob", query)
+        if status != 200:
+            self.add_failures += 1
+            await asyncio.sleep(self.poll_s)  # a user would click again after a moment
+            return None
+        result = UserResult(body, prompt)
+        self.users.append(result)
+        self.polling += 1
+        try:
+            await self._poll(result, deadline)
+        finally:
+            self.polling -= 1
+        return result
+
+    async def _poll(self, result: UserResult, deadline: float) -> None:
+        tick = time.monotonic()
+        while result.state not in DONE:
+            tick += self.poll_s
+            if tick >= deadline:
+                return
+            await asyncio.sleep(max(0.0, tick - time.monotonic()))
+            started = time.perf_counter()
+            status, body = await self.get("/getJobStatus", {"token": result.token})
+            if status == 200:
+                self.status_latencies.append(time.perf_counter() - started)
+                result.observe(body)
+
+    async def get(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
+        """(status, parsed JSON body); status 0 when no answer came (counted apart)."""
+        assert self._http is not None
+        try:
+            async with self._http.get(path, params=query) as answer:
+                raw = await answer.read()
+                status = answer.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.transport_errors[f"{path} {type(exc).__name__}"] += 1
+            return 0, None
+        self.responses[(path, status)] += 1
+        try:
+            return status, orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return status, raw
+
+    # -- figures ----------------------------------------------------------------
+
+    @property
+    def server_errors(self) -> int:
+        return sum(n for (_, status), n in self.responses.items() if status >= 500)
+
+    def started_users(self) -> list[UserResult]:
+        return [user for user in self.users if user.started_queue_length is not None]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def nginx_times(access_log: Path, path: str) -> list[float]:
+    """$request_time of each request for `path` in the cluster's nginx access log."""
+    times = []
+    with access_log.open(encoding="utf-8") as lines:
+        for line in lines:
+            head, sep, tail = line.partition(f' {path}" ')
+            if sep and head.endswith('"GET'):
+                times.append(float(tail.split()[2]))
+    return times
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_role(cluster: Cluster) -> dict[str, float]:
+    """CPU seconds used so far by each kind of process of the cluster, and by us."""
+    used: dict[str, float] = {}
+    for name, proc in cluster.processes().items():
+        if proc is not None and proc.poll() is None:
+            role = name.split("-")[0]
+            used[role] = used.get(role, 0.0) + cpu_seconds(proc.pid)
+    used["load generator"] = time.process_time()
+    return used
+
+
+def table(load: Load, workers: int, lb_times: Sequence[float], cpu: dict[str, float]) -> str:
+    ms = 1000.0
+    total = sum(load.responses.values())
+    status_total = sum(n for (path, _), n in load.responses.items() if path == "/getJobStatus")
+    observed = [user for user in load.users if user.queue_lengths]
+    started = load.started_users()
+    held = load.pollers or [0]
+    rows = [
+        (
+            "users (pollers) held, min / median / max",
+            f"{min(held)} / {statistics.median(held):.0f} / {max(held)}",
+        ),
+        ("run time", f"{load.elapsed_s:.1f} s"),
+        ("requests/s, all", f"{total / load.elapsed_s:.0f}"),
+        ("requests/s, getJobStatus", f"{status_total / load.elapsed_s:.0f}"),
+        (
+            "getJobStatus p50 / p99 / max, client",
+            f"{percentile(load.status_latencies, 0.5) * ms:.1f}"
+            f" / {percentile(load.status_latencies, 0.99) * ms:.1f}"
+            f" / {max(load.status_latencies, default=0) * ms:.1f} ms",
+        ),
+        (
+            "getJobStatus p50 / p99, nginx $request_time",
+            f"{percentile(lb_times, 0.5) * ms:.0f} / {percentile(lb_times, 0.99) * ms:.0f} ms",
+        ),
+        (
+            "jobs added / completed",
+            f"{len(load.users)} / {sum(user.state == 'complete' for user in load.users)}",
+        ),
+        ("5xx responses", str(load.server_errors)),
+        ("transport errors", str(sum(load.transport_errors.values()))),
+        (
+            "QueueLength never increased",
+            f"{sum(u.never_increased for u in observed)} / {len(observed)} users",
+        ),
+        (
+            f"QueueLength <= {workers - 1} (workers - 1) when the job started",
+            f"{sum(u.started_queue_length <= workers - 1 for u in started if u.started_queue_length is not None)}"  # noqa: E501
+            f" / {len(started)} users",
+        ),
+    ]
+    rows.append(
+        (
+            "CPU cores used, by role",
+            ", ".join(f"{role} {seconds / load.elapsed_s:.2f}" for role, seconds in cpu.items()),
+        )
+    )
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)
+
+
+@dataclass
+class Args:
+    users: int
+    duration: float
+    ramp: float
+    workers: int
+    render_ms: int
+    replicas: int
+    data_dir: Path | None
+    no_captcha: bool
+
+
+def parse(argv: Sequence[str] | None = None) -> Args:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.load",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--users", type=int, default=1000, help="concurrent users (pollers)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    parser.add_argument("--ramp", type=float, default=10.0, help="seconds to start all users")
+    parser.add_argument("--workers", type=int, default=8, help="simulated GPU workers")
+    parser.add_argument("--render-ms", type=int, default=150, help="sleep per image")
+    parser.add_argument("--replicas", type=int, default=3, help="API replicas")
+    parser.add_argument("--data-dir", type=Path, help="keep the cluster's data and logs here")
+    parser.add_argument(
+        "--no-captcha", action="store_true", help="SDQ_INSECURE_SKIP_CAPTCHA instead of the fake"
+    )
+    ns = parser.parse_args(argv)
+    return Args(
+        ns.users,
+        ns.duration,
+        ns.ramp,
+        ns.workers,
+        ns.render_ms,
+        ns.replicas,
+        ns.data_dir,
+        ns.no_captcha,
+    )
+
+
+def cluster_for(args: Args, captcha_url: str, data_dir: Path) -> Cluster:
+    env = {"SDQ_HCAPTCHA_SECRET": "bench-hcaptcha-secret", "SDQ_HCAPTCHA_VERIFY_URL": captcha_url}
+    if args.no_captcha:
+        env = {"SDQ_INSECURE_SKIP_CAPTCHA": "true"}
+    return Cluster(
+        data_dir,
+        replicas=args.replicas,
+        workers=args.workers,
+        env=env,
+        worker_args=("-m", "bench.sleep_worker", "--ms-per-image", str(args.render_ms)),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    with contextlib.ExitStack() as stack:
+        data_dir = args.data_dir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="sdq-bench-"))
+        )
+        fake = FakeHCaptcha().start()
+        stack.callback(fake.stop)
+        cluster = stack.enter_context(cluster_for(args, fake.url, data_dir))
+        print(
+            f"cluster up at {cluster.url}: {args.replicas} replicas, {args.workers} workers "
+            f"at {args.render_ms} ms per image; {args.users} users for {args.duration:.0f} s",
+            flush=True,
+        )
+        before = cpu_by_role(cluster)
+        load = uvloop.run(Load(cluster.url).run(args.users, args.duration, args.ramp))
+        cpu = {role: used - before.get(role, 0.0) for role, used in cpu_by_role(cluster).items()}
+        time.sleep(1.5)  # nginx flushes its buffered access log every second
+        lb_times = nginx_times(cluster.logs / "nginx-access.log", "/getJobStatus")
+    print(table(load, args.workers, lb_times, cpu))
+    if load.transport_errors:
+        print("  transport errors:", dict(load.transport_errors))
+    return 0 if load.server_errors == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,244 @@
+"""compose.yaml, the Dockerfiles, deploy/nginx.conf and .env.example, checked
+against the code without a Docker engine: whatever can drift from the code is
+compared with it here."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from api.cli import _parser
+from api.cluster import find_nginx
+from api.nginx_conf import compose_site, main_config
+from api.settings import ApiSettings
+from gpu_worker.settings import WorkerSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+OUR_IMAGES = {"Dockerfile.api", "Dockerfile.worker"}
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
+    return data
+
+
+def service(name: str) -> dict[str, Any]:
+    services: dict[str, dict[str, Any]] = compose()["services"]
+    return services[name]
+
+
+def settings_variables() -> set[str]:
+    fields = set(ApiSettings.model_fields) | set(WorkerSettings.model_fields)
+    return {f"SDQ_{name.upper()}" for name in fields}
+
+
+def healthcheck_text(svc: dict[str, Any]) -> str:
+    test = svc["healthcheck"]["test"]
+    return " ".join(test) if isinstance(test, list) else str(test)
+
+
+def dockerfile(name: str) -> str:
+    return (ROOT / name).read_text(encoding="utf-8")
+
+
+def test_compose_has_the_production_topology() -> None:
+    services = compose()["services"]
+    assert {"redis", "api", "lb", "worker", "minio"} <= set(services)
+    assert service("api")["deploy"]["replicas"] == 3
+    assert service("lb")["ports"] == ["9090:9090"]
+    assert "ports" not in service("api"), "replicas are reached through the load balancer only"
+
+
+def test_compose_redis_persists_to_an_append_only_file_on_a_volume() -> None:
+    redis = service("redis")
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert any(volume.endswith(":/data") for volume in redis["volumes"])
+    assert "redis-cli ping" in healthcheck_text(redis)
+
+
+def test_compose_every_long_running_service_has_a_healthcheck() -> None:
+    assert "/readyz" in healthcheck_text(service("api"))
+    assert "/readyz" in healthcheck_text(service("lb"))
+    assert service("minio")["healthcheck"]
+    assert service("api")["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert service("lb")["depends_on"]["api"]["condition"] == "service_healthy"
+    assert service("worker")["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_compose_commands_of_our_images_are_real_entry_points() -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for name, svc in compose()["services"].items():
+        if svc.get("build", {}).get("dockerfile") not in OUR_IMAGES:
+            continue
+        program, *args = svc["command"]
+        assert program in scripts["scripts"], f"{name}: {program} is not a console script"
+        parsed = _parser().parse_args(args)  # exits (fails the test) on unknown arguments
+        assert parsed.command in {"api", "worker"}, name
+
+
+def test_compose_builds_each_image_from_a_dockerfile_that_exists() -> None:
+    built = {svc["build"]["dockerfile"] for svc in compose()["services"].values() if "build" in svc}
+    assert built == OUR_IMAGES
+    assert all((ROOT / name).is_file() for name in built)
+
+
+def test_compose_worker_reserves_an_nvidia_gpu_and_caches_models_on_a_volume() -> None:
+    worker = service("worker")
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    cache = worker["environment"]["HF_HOME"]
+    assert f"models:{cache}" in worker["volumes"]
+
+
+def test_compose_api_trusts_forwarded_addresses_from_the_load_balancer_only() -> None:
+    address = service("lb")["networks"]["default"]["ipv4_address"]
+    assert service("api")["environment"]["SDQ_TRUSTED_PROXIES"] == f"{address}/32"
+    subnet = compose()["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
+
+
+def test_compose_s3_store_runs_only_under_its_profile() -> None:
+    for name in ("minio", "minio-init"):
+        assert service(name)["profiles"] == ["minio"]
+    assert all("profiles" not in service(n) for n in ("redis", "api", "lb", "worker"))
+
+
+def test_compose_named_volumes_are_declared_and_used() -> None:
+    declared = set(compose()["volumes"])
+    used = {
+        volume.split(":")[0]
+        for svc in compose()["services"].values()
+        for volume in svc.get("volumes", [])
+        if not volume.startswith((".", "/"))
+    }
+    assert used == declared
+
+
+def test_compose_mounts_the_nginx_config_that_the_code_generates() -> None:
+    mounts = service("lb")["volumes"]
+    assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro" in mounts
+    on_disk = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+    assert on_disk == compose_site(), (
+        "deploy/nginx.conf is stale: python -c 'from api.nginx_conf import compose_site; "
+        'print(compose_site(), end="")\' > deploy/nginx.conf'
+    )
+
+
+def test_nginx_config_names_the_api_service_and_never_retries_add_job() -> None:
+    site = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+    assert re.search(r"^\s*server api:9090\b", site, re.MULTILINE)
+    add_job = re.search(r"location = /addJob \{(.*?)\}", site, re.DOTALL)
+    assert add_job is not None
+    assert "proxy_next_upstream off;" in add_job.group(1)
+    assert "$request " not in site and "$args" not in site, "no query string in the log format"
+
+
+def test_nginx_accepts_the_compose_config(tmp_path: Path) -> None:
+    nginx = find_nginx()
+    if nginx is None:
+        pytest.skip("nginx is not installed (scripts/test installs it: apt-get install nginx)")
+    site = compose_site().replace("server api:9090", "server 127.0.0.1:9")
+    site = site.replace("/var/log/nginx/", f"{tmp_path}/")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(main_config(site, tmp_path), encoding="utf-8")
+    args = [nginx, "-t", "-p", str(tmp_path), "-e", str(tmp_path / "e.log"), "-c", str(conf)]
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_sets_only_real_settings() -> None:
+    known = settings_variables()
+    for name, svc in compose()["services"].items():
+        for variable in svc.get("environment", {}):
+            if variable.startswith("SDQ_"):
+                assert variable in known, f"{name}: {variable} is not a settings field"
+
+
+def env_example() -> dict[str, str]:
+    """Every variable of .env.example, set or shown commented out with its default."""
+    found = {}
+    for line in (ROOT / ".env.example").read_text(encoding="utf-8").splitlines():
+        match = re.fullmatch(r"#? ?([A-Z][A-Z0-9_]*)=(.*)", line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+def test_env_example_lists_only_real_settings() -> None:
+    unknown = {name for name in env_example() if name.startswith("SDQ_")} - settings_variables()
+    assert not unknown, f".env.example names settings that do not exist: {sorted(unknown)}"
+
+
+def test_env_example_documents_every_setting() -> None:
+    missing = settings_variables() - set(env_example())
+    assert not missing, f"document these in .env.example: {sorted(missing)}"
+
+
+def test_env_example_shows_the_real_defaults() -> None:
+    defaults = {**WorkerSettings.model_fields, **ApiSettings.model_fields}
+    for variable, shown in env_example().items():
+        field = defaults.get(variable.removeprefix("SDQ_").lower())
+        if field is None or not shown or field.default is None:
+            continue
+        default = field.default
+        value = default.get_secret_value() if hasattr(default, "get_secret_value") else default
+        if isinstance(value, bool):
+            value = str(value).lower()
+        if isinstance(value, str | int | float):
+            assert shown == str(value), f"{variable}: shows {shown}, default is {value}"
+
+
+@pytest.mark.parametrize("name", sorted(OUR_IMAGES))
+def test_dockerfile_is_slim_and_runs_as_a_non_root_user(name: str) -> None:
+    text = dockerfile(name)
+    bases = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
+    assert bases and all(base.endswith("-slim") for base in bases)
+    users = re.findall(r"^USER (\S+)", text, re.MULTILINE)
+    assert users and users[-1] not in {"root", "0"}
+    assert re.search(r'^CMD \["sdq", "(api|worker)"\]', text, re.MULTILINE)
+
+
+def test_dockerfile_api_installs_no_torch() -> None:
+    installs = re.findall(r"pip install (.*)", dockerfile("Dockerfile.api"))
+    assert installs == ["."], "the API image installs the core dependencies only"
+    core = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert not any(dep.startswith(("torch", "diffusers")) for dep in core["dependencies"])
+
+
+def test_dockerfile_worker_installs_diffusers() -> None:
+    assert 'pip install ".[worker,diffusers]"' in dockerfile("Dockerfile.worker")
+
+
+def test_api_app_imports_without_the_worker_only_packages() -> None:
+    """What the API image lacks (torch, diffusers, Pillow, boto3) is never imported."""
+    blocker = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'torch', 'diffusers', 'transformers', 'PIL', "
+        "'boto3', 'botocore'}:\n"
+        "            raise ImportError(f'{name} is not in the API image')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from api.settings import ApiSettings\n"
+        "from api.app import create_app\n"
+        "create_app(ApiSettings(backend_secrets='s', insecure_skip_captcha=True, "
+        "images_dir='.'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", blocker], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_dockerignore_keeps_secrets_and_local_data_out_of_the_images() -> None:
+    ignored = set((ROOT / ".dockerignore").read_text(encoding="utf-8").split())
+    assert {".env", ".git", ".venv", "sdq-data", "sdq-cluster-data"} <= ignored
