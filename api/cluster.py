@@ -32,7 +32,7 @@ BANNER = """
     load balancer  {url}/   (nginx, {replicas} API replicas behind it)
     replicas       {replica_urls}
     Redis          {redis} (append-only file in {data}/redis)
-    workers        {workers} ({transport} transport, test-pattern renderer)
+    workers        {workers} ({transport} transport, {renderer} renderer)
     data folder    {data}   (logs in logs/, images in images/)
     backend secret {secret}
 {captcha}
@@ -310,6 +310,7 @@ def run_cluster(data_dir: Path, port: int, replicas: int, workers: int, transpor
                 data=cluster.data_dir,
                 workers=workers,
                 transport=transport,
+                renderer=env.get("SDQ_RENDERER", "test-pattern"),
                 secret=cluster.secret,
                 captcha="" if env.get("SDQ_HCAPTCHA_SECRET") else _NO_CAPTCHA,
             ),
