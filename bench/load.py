@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import statistics
 import tempfile
@@ -33,8 +34,10 @@ from typing import Any
 import aiohttp
 import orjson
 import uvloop
+from redis.asyncio import Redis
 
 from api.cluster import Cluster
+from broker.keys import QueueKeys
 from tests.support.fake_hcaptcha import FakeHCaptcha
 
 DONE = ("complete", "failed")
@@ -58,7 +61,7 @@ class UserResult:
 
     @property
     def never_increased(self) -> bool:
-        return all(b <= a for a, b in zip(self.queue_lengths, self.queue_lengths[1:], strict=False))
+        return all(b <= a for a, b in itertools.pairwise(self.queue_lengths))
 
 
 @dataclass
@@ -101,7 +104,7 @@ class Load:
         """One browser tab: a user, then the next one, until the deadline."""
         await asyncio.sleep(ramp_s * i / users)
         k = 0
-        while time.monotonic() < deadline:
+        while time.monotonic() + self.poll_s < deadline:  # a new user polls at least once
             await self.user(f"load {self.run_id} user {i} job {k}", f"good-{i}-{k}", deadline)
             k += 1
 
@@ -161,6 +164,32 @@ class Load:
         return [user for user in self.users if user.started_queue_length is not None]
 
 
+async def stored_jobs(
+    redis_url: str, run_id: str, prefix: str = "sdq"
+) -> dict[str, dict[str, str]]:
+    """Every job in Redis whose prompt belongs to load run `run_id`, by token."""
+    keys = QueueKeys(prefix)
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        found = {}
+        async for key in redis.scan_iter(match=keys.job_prefix + "*", count=1000):
+            job = await redis.hgetall(key)
+            if job.get("prompt", "").startswith(f"load {run_id} "):
+                found[key.removeprefix(keys.job_prefix)] = job
+        return found
+    finally:
+        await redis.aclose()
+
+
+def fifo_inversions(jobs: dict[str, dict[str, str]]) -> tuple[int, int]:
+    """(jobs started at their first claim, how many started before an older job):
+    the queue hands jobs out in the order they were added."""
+    first = [job for job in jobs.values() if job.get("started_ms") and job.get("claims") == "1"]
+    first.sort(key=lambda job: job["member"])  # <seq:016d><token>: insertion order
+    started = [int(job["started_ms"]) for job in first]
+    return len(first), sum(b < a for a, b in itertools.pairwise(started))
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -180,9 +209,17 @@ def nginx_times(access_log: Path, path: str) -> list[float]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process (Linux /proc), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and its children (nginx's workers), from
+    Linux's /proc, in seconds."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        except OSError:  # the process has just exited
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def cpu_by_role(cluster: Cluster) -> dict[str, float]:
@@ -196,7 +233,13 @@ def cpu_by_role(cluster: Cluster) -> dict[str, float]:
     return used
 
 
-def table(load: Load, workers: int, lb_times: Sequence[float], cpu: dict[str, float]) -> str:
+def table(
+    load: Load,
+    workers: int,
+    lb_times: Sequence[float],
+    cpu: dict[str, float],
+    fifo: tuple[int, int],
+) -> str:
     ms = 1000.0
     total = sum(load.responses.values())
     status_total = sum(n for (path, _), n in load.responses.items() if path == "/getJobStatus")
@@ -237,6 +280,7 @@ def table(load: Load, workers: int, lb_times: Sequence[float], cpu: dict[str, fl
             f" / {len(started)} users",
         ),
     ]
+    rows.append(("jobs started out of FIFO order", f"{fifo[1]} of {fifo[0]}"))
     rows.append(
         (
             "CPU cores used, by role",
@@ -320,7 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cpu = {role: used - before.get(role, 0.0) for role, used in cpu_by_role(cluster).items()}
         time.sleep(1.5)  # nginx flushes its buffered access log every second
         lb_times = nginx_times(cluster.logs / "nginx-access.log", "/getJobStatus")
-    print(table(load, args.workers, lb_times, cpu))
+        fifo = fifo_inversions(uvloop.run(stored_jobs(cluster.redis_url, load.run_id)))
+    print(table(load, args.workers, lb_times, cpu, fifo))
     if load.transport_errors:
         print("  transport errors:", dict(load.transport_errors))
     return 0 if load.server_errors == 0 else 1

@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from api.cluster import Cluster
-from bench.load import Load
+from bench.load import Load, stored_jobs
 from broker.keys import QueueKeys
 from tests.cluster.conftest import ClusterFactory
 
@@ -26,17 +26,7 @@ SLOW_RENDER = {"SDQ_TEST_PATTERN_MS_PER_IMAGE": "200"}  # the worker, not the CP
 
 
 async def jobs_of_run(cluster: Cluster, load: Load) -> dict[str, dict[str, str]]:
-    """Every job in Redis whose prompt belongs to this load run, by token."""
-    redis = Redis.from_url(cluster.redis_url, decode_responses=True)
-    try:
-        found = {}
-        async for key in redis.scan_iter(match=KEYS.job_prefix + "*", count=1000):
-            job = await redis.hgetall(key)
-            if job.get("prompt", "").startswith(f"load {load.run_id} "):
-                found[key.removeprefix(KEYS.job_prefix)] = job
-        return found
-    finally:
-        await redis.aclose()
+    return await stored_jobs(cluster.redis_url, load.run_id)
 
 
 def assert_nothing_lost_or_duplicated(jobs: dict[str, dict[str, str]], load: Load) -> None:
