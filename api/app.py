@@ -22,6 +22,7 @@ from api.openapi_legacy import LEGACY_PATHS
 from api.services import Captcha, Services
 from api.settings import ApiSettings
 from api.sweeper import sweep_forever
+from api.v2 import install as install_v2
 from broker.connection import create_redis
 from broker.queue import Queue
 
@@ -61,6 +62,7 @@ def create_app(settings: ApiSettings | None = None, redis: Redis | None = None) 
         lifespan=lifespan,
     )
     app.include_router(health_router)
+    install_v2(app, settings)  # the v2 API, and the demo page at /
     app.add_middleware(LegacyRouter)
     if settings.access_log:
         app.add_middleware(AccessLog)

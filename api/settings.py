@@ -35,6 +35,22 @@ class ApiSettings(BrokerSettings):
     log_json: bool = False
     images_dir: Path | None = None
 
+    # v2 API: where complete jobs' images are (first that is set: a public base URL,
+    # presigned GETs on a private S3 bucket, else /images/ when images_dir is set)
+    image_base_url: str | None = Field(default=None, pattern=r"^https?://")
+    s3_presign: bool = False
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_region: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_presign_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    # v2 API: ETAs, live workers, event streams
+    worker_live_s: float = Field(default=30.0, gt=0)
+    eta_ahead_limit: int = Field(default=200, ge=1)
+    sse_poll_s: float = Field(default=1.0, gt=0)
+    sse_keepalive_s: float = Field(default=15.0, gt=0)
+    sse_max_s: float = Field(default=600.0, gt=0)
+
     @field_validator("backend_secrets", mode="before")
     @classmethod
     def _split_secrets(cls, value: object) -> object:
@@ -54,6 +70,8 @@ class ApiSettings(BrokerSettings):
                 "no hCaptcha secret: set SDQ_HCAPTCHA_SECRET, or SDQ_INSECURE_SKIP_CAPTCHA=true "
                 "to accept any captcha (demo and tests only)"
             )
+        if self.s3_presign and not self.s3_bucket:
+            raise ValueError("SDQ_S3_PRESIGN needs SDQ_S3_BUCKET (the private bucket to sign for)")
         return self
 
     def all_backend_secrets(self) -> list[str]:

@@ -15,6 +15,7 @@ touch several keys at once, also run on Redis Cluster.
     {p}:workers       zset   live workers, score = last heartbeat (ms)
     {p}:render_ms     hash   per-resolution sums of render time, for ETAs
     {p}:sweep_lock    string lets one replica at a time run the periodic sweep
+    {p}:throughput    zset   samples "<ms>:<complete counter>" (score ms) for jobs/minute
 """
 
 from dataclasses import dataclass
@@ -74,3 +75,7 @@ class QueueKeys:
     @property
     def sweep_lock(self) -> str:
         return f"{self.tag}:sweep_lock"
+
+    @property
+    def throughput(self) -> str:
+        return f"{self.tag}:throughput"

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from broker import details
+from broker.details import JobDetails, QueueStats
 from broker.errors import StorageUnavailable
 from broker.job import Claim, JobStatus, NextJob
 from broker.keys import QueueKeys
@@ -231,6 +233,29 @@ class Queue:
             waiting, reserved, pending, stats = await pipe.execute()
         counters = {name: int(value) for name, value in stats.items()}
         return {"new": waiting + reserved, "pending": pending, **counters}
+
+    @_storage_errors
+    async def cancel(self, token: str) -> JobState:
+        """Withdraws a new or pending job (v2 DELETE); returns the state it had.
+        A pending job's worker sees `cancel_requested` and stops (cancel_job.lua)."""
+        (previous,) = await self._run("cancel_job", [token, self.settings.retention_ms])
+        return JobState(previous)
+
+    @_storage_errors
+    async def job_details(self, token: str, live_ms: int, ahead_limit: int) -> JobDetails:
+        """One job with its place, the work ahead, live workers and render times."""
+        k = self.keys
+        keys = [k.job(token), k.active, k.leases, k.workers, k.render_ms, k.job_prefix]
+        reply = await self._scripts.run("job_details", keys, [live_ms, ahead_limit])
+        return details.job_details(token, reply)
+
+    @_storage_errors
+    async def queue_stats(self, live_ms: int, sample_every_ms: int, window_ms: int) -> QueueStats:
+        """Depth per state, counters, live workers, render times, completion rate."""
+        k = self.keys
+        keys = [k.waiting, k.reserved, k.leases, k.stats, k.workers, k.render_ms, k.throughput]
+        args: list[str | int] = [live_ms, sample_every_ms, window_ms]
+        return details.queue_stats(await self._scripts.run("queue_stats", keys, args))
 
     @_storage_errors
     async def ping(self) -> bool:

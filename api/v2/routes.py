@@ -1,0 +1,220 @@
+"""The v2 routes. Each parses, makes one broker call and renders; errors are api/v2/errors.py's."""
+
+from __future__ import annotations
+
+import secrets as token_source
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+
+from api.query import go_trim
+from api.rules import MAX_NUMBER, MIN_NUMBER, RESOLUTIONS, FieldError, JobRequest, is_token_shaped
+from api.rules import check_job_request as check_rules
+from api.services import Services
+from api.v2.errors import NOT_FOUND, ApiError, V2Route
+from api.v2.events import HEADERS, EventStreamResponse, JobStream, fingerprint
+from api.v2.models import (
+    CaptchaConfig,
+    ConfigView,
+    ErrorResponse,
+    JobCreate,
+    JobCreated,
+    JobView,
+    NumberRange,
+    QueueView,
+    ResolutionOption,
+    ResolutionTiming,
+    Workers,
+)
+from api.v2.view import V2Context, links, load_job
+from broker.errors import StorageUnavailable, TokenExists
+from broker.states import JobState
+
+HCAPTCHA_SCRIPT = "https://js.hcaptcha.com/1/api.js?render=explicit&onload=sdqCaptchaReady"
+THROUGHPUT_SAMPLE_MS = 5_000
+THROUGHPUT_WINDOW_MS = 5 * 60_000
+DEFAULT_RESOLUTION, DEFAULT_NUMBER = "768x576", 4
+# The original README's example prompts, one per resolution.
+EXAMPLES = {
+    "1024x576": ("wide landscape (16:9)", "The Dolomites, high detail, watercolor."),
+    "768x576": ("landscape (4:3)", "A yellow mountain bike, children's book illustration."),
+    "576x768": ("portrait (3:4)", "Portrait of Reinhold Messner, oil painting."),
+    "576x576": ("square (1:1)", "An apple on a wooden table, magazine photo."),
+}
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "token not found (or expired)"},
+    503: {"model": ErrorResponse, "description": "storage unavailable; try again"},
+}
+
+router = APIRouter(prefix="/v2", tags=["v2"], route_class=V2Route)
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def context(request: Request) -> V2Context:
+    return request.app.state.v2  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+ContextDep = Annotated[V2Context, Depends(context)]
+
+
+def _job_token(token: str) -> str:
+    """Only 32 lower-case hex characters can name a job; anything else is never looked up."""
+    if not is_token_shaped(token):
+        raise ApiError(404, [NOT_FOUND])
+    return token
+
+
+@router.post(
+    "/jobs",
+    status_code=201,
+    summary="Queue a job (the rules and captcha of /addJob)",
+    responses={
+        400: {"model": ErrorResponse, "description": "captcha failed, or not a JSON object"},
+        422: {"model": ErrorResponse, "description": "fields break the rules (all listed)"},
+        429: {"model": ErrorResponse, "description": "too many requests or open jobs"},
+        503: _ERRORS[503],
+    },
+)
+async def create_job(
+    body: JobCreate, request: Request, response: Response, services: ServicesDep
+) -> JobCreated:
+    job = check_rules(
+        go_trim(body.prompt),
+        go_trim(str(body.number)),
+        go_trim(body.resolution),
+        go_trim(body.captcha),
+    )
+    if not isinstance(job, JobRequest):
+        raise ApiError(422, job)
+    # The /addJob limits, in its order: before the captcha, so none is spent on a
+    # refused request; counted on the client's address (trusted proxies resolved).
+    client = services.clients.address(request.scope)
+    token, key = token_source.token_hex(16), services.clients.key(client)
+    await services.abuse.admit(key, token)
+    if not await services.captcha.verify(job.captcha, client):
+        await services.abuse.release(key, token)
+        raise ApiError(400, [FieldError("captcha", "captcha failed")])
+    token = await _enqueue(services, job, token, key)
+    response.headers["Location"] = links(token).status
+    return JobCreated(token=token, state=JobState.NEW, links=links(token))
+
+
+async def _enqueue(services: Services, job: JobRequest, token: str, client_key: str) -> str:
+    max_open = services.abuse.max_open
+    for _ in range(3):
+        try:
+            await services.queue.add_job(
+                token,
+                job.prompt,
+                job.number,
+                job.width,
+                job.height,
+                client=client_key if max_open else "",
+                max_open=max_open,
+            )
+        except TokenExists:  # 2**-128 per pair; retried rather than assumed away
+            token = token_source.token_hex(16)
+            continue
+        return token
+    raise StorageUnavailable("could not allocate a token")
+
+
+@router.get(
+    "/jobs/{token}", summary="A job: state, position, progress, ETA, images", responses=_ERRORS
+)
+async def get_job(token: str, services: ServicesDep, context: ContextDep) -> JobView:
+    return await load_job(services, context, _job_token(token))
+
+
+@router.delete(
+    "/jobs/{token}",
+    summary="Cancel a job that is not finished (the token is the capability)",
+    responses={**_ERRORS, 409: {"model": ErrorResponse, "description": "already finished"}},
+)
+async def cancel_job(token: str, services: ServicesDep, context: ContextDep) -> JobView:
+    await services.queue.cancel(_job_token(token))
+    return await load_job(services, context, token)
+
+
+@router.get(
+    "/jobs/{token}/events",
+    summary="Server-Sent Events: the job (a JobView per `status` event) whenever it changes",
+    response_class=EventStreamResponse,
+    responses={
+        200: {"model": JobView, "description": "`status` events until the job is finished"},
+        204: {"description": "the job is finished and Last-Event-ID shows the client knows"},
+        **_ERRORS,
+    },
+)
+async def job_events(
+    token: str,
+    services: ServicesDep,
+    context: ContextDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    token = _job_token(token)
+    first = await load_job(services, context, token)
+    if first.state.is_terminal and last_event_id == fingerprint(first):
+        return Response(status_code=204)
+    settings = context.settings
+    stream = JobStream(
+        lambda: load_job(services, context, token),
+        first,
+        last_event_id,
+        settings.sse_poll_s,
+        settings.sse_keepalive_s,
+        settings.sse_max_s,
+    )
+    return EventStreamResponse(stream.events(), headers=HEADERS)
+
+
+@router.get("/queue", summary="Queue depth, live workers, throughput, render times")
+async def queue_overview(services: ServicesDep, context: ContextDep) -> QueueView:
+    live_ms = round(context.settings.worker_live_s * 1000)
+    stats = await services.queue.queue_stats(live_ms, THROUGHPUT_SAMPLE_MS, THROUGHPUT_WINDOW_MS)
+    live = max(stats.workers_seen, stats.pending)
+    window = None if stats.since_ms is None else (stats.now_ms - stats.since_ms) / 1000
+    return QueueView(
+        depth={"new": stats.new, "pending": stats.pending},
+        totals=stats.counters,
+        workers=Workers(live=live, available=live > 0),
+        jobs_per_minute=_round(stats.jobs_per_minute),
+        rate_window_s=window,
+        render_s={
+            resolution: ResolutionTiming(
+                images=time.images,
+                per_image_s=round(time.per_image_ms / 1000, 3),
+                mean_s=round(time.total_ms / time.images / 1000, 3),
+            )
+            for resolution, time in sorted(stats.render_times.items())
+        },
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+@router.get("/config", summary="What a frontend needs: captcha site key, resolutions, limits")
+async def config(context: ContextDep) -> ConfigView:
+    settings = context.settings
+    required = settings.hcaptcha_secret is not None
+    return ConfigView(
+        captcha=CaptchaConfig(
+            required=required,
+            sitekey=settings.hcaptcha_sitekey,
+            script=HCAPTCHA_SCRIPT if required else None,
+        ),
+        resolutions=[
+            ResolutionOption(value=value, label=f"{value} {label}", example=example)
+            for value, (label, example) in EXAMPLES.items()
+            if value in RESOLUTIONS
+        ],
+        default_resolution=DEFAULT_RESOLUTION,
+        number=NumberRange(min=MIN_NUMBER, max=MAX_NUMBER, default=DEFAULT_NUMBER),
+    )

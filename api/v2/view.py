@@ -1,0 +1,90 @@
+"""A job as the v2 API shows it: broker details + ETA + image URLs + a notice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from api.services import Services
+from api.settings import ApiSettings
+from api.v2.eta import eta_seconds, live_workers
+from api.v2.images import ImageUrls
+from api.v2.models import JobLinks, JobView, Progress, Workers
+from broker.details import JobDetails
+from broker.states import JobState
+
+NO_WORKER = "No worker is running: the job waits until one starts."
+NO_ESTIMATE = "No render time has been measured yet: the ETA shows after the first job."
+NO_IMAGE_URLS = "The images are stored, but this API is not configured to name their URLs."
+CANCELLED = "Cancelled by its owner."
+FAILED = "Rendering failed on every attempt; submitting the job again may work."
+
+
+@dataclass(frozen=True, slots=True)
+class V2Context:
+    """What the v2 routes need beyond Services, built once per app."""
+
+    settings: ApiSettings
+    images: ImageUrls | None
+
+
+def links(token: str) -> JobLinks:
+    return JobLinks(status=f"/v2/jobs/{token}", events=f"/v2/jobs/{token}/events")
+
+
+async def load_job(services: Services, context: V2Context, token: str) -> JobView:
+    """Reads the job in one round trip and renders it; raises JobNotFound."""
+    settings = context.settings
+    details = await services.queue.job_details(
+        token, round(settings.worker_live_s * 1000), settings.eta_ahead_limit
+    )
+    return job_view(details, context.images)
+
+
+def job_view(details: JobDetails, images: ImageUrls | None) -> JobView:
+    workers = live_workers(details)
+    eta = eta_seconds(details)
+    urls = None
+    if details.state is JobState.COMPLETE and images is not None:
+        urls = images.urls(details.token, details.number)
+    return JobView(
+        token=details.token,
+        state=details.state,
+        prompt=details.prompt,
+        resolution=details.resolution,
+        age_s=max(0, details.now_ms - details.created_ms) / 1000,
+        position=details.position,
+        attempts=details.attempts,
+        progress=Progress(done=_images_done(details), total=details.number),
+        eta_s=eta,
+        workers=Workers(live=workers, available=workers > 0),
+        cancel_requested=details.cancel_requested_ms is not None,
+        images=urls,
+        error=details.last_error if details.state is JobState.FAILED else None,
+        notice=_notice(details, workers, eta, urls),
+        links=links(details.token),
+    )
+
+
+def _images_done(details: JobDetails) -> int:
+    """A complete job has every image stored, whether or not its worker's last
+    progress report arrived before the completion."""
+    if details.state is JobState.COMPLETE:
+        return details.number
+    return min(details.progress, details.number)
+
+
+def _notice(
+    details: JobDetails, workers: int, eta: float | None, urls: list[str] | None
+) -> str | None:
+    state = details.state
+    if state is JobState.NEW and workers == 0:
+        return NO_WORKER
+    if not state.is_terminal and eta is None:
+        return NO_ESTIMATE
+    if state is JobState.COMPLETE and urls is None:
+        return NO_IMAGE_URLS
+    if state is JobState.CANCELLED:
+        return CANCELLED
+    if state is JobState.FAILED:
+        return FAILED
+    return None
