@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from limits import parse_many
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from broker.settings import BrokerSettings
@@ -35,6 +36,14 @@ class ApiSettings(BrokerSettings):
     log_json: bool = False
     images_dir: Path | None = None
 
+    # abuse limits, proxies and metrics (docs/operations.md): /addJob per client address
+    addjob_rate: str = ""  # `limits` syntax, e.g. "10/minute;100/hour"; "" = no limit
+    max_open_jobs_per_client: int = Field(default=0, ge=0)  # new or pending jobs; 0 = no cap
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
+    ipv6_client_prefix: int = Field(default=64, ge=1, le=128)  # one client = one /64
+    max_query_bytes: int = Field(default=16 * 1024, ge=1024)
+    metrics: bool = True
+
     # v2 API: where complete jobs' images are (first that is set: a public base URL,
     # presigned GETs on a private S3 bucket, else /images/ when images_dir is set)
     image_base_url: str | None = Field(default=None, pattern=r"^https?://")
@@ -51,7 +60,17 @@ class ApiSettings(BrokerSettings):
     sse_keepalive_s: float = Field(default=15.0, gt=0)
     sse_max_s: float = Field(default=600.0, gt=0)
 
-    @field_validator("backend_secrets", mode="before")
+    @field_validator("addjob_rate")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError as exc:
+                raise ValueError(f'SDQ_ADDJOB_RATE: {exc} (e.g. "10/minute;100/hour")') from exc
+        return value.strip()
+
+    @field_validator("backend_secrets", "trusted_proxies", mode="before")
     @classmethod
     def _split_secrets(cls, value: object) -> object:
         if isinstance(value, str):

@@ -1,52 +1,79 @@
-"""Builds the Redis client from the settings: the one place a Redis URL is parsed."""
+"""Builds the Redis client from the settings: the one place a Redis URL is parsed.
+
+- `redis://[user:password@]host:port/db` and `rediss://…` (TLS) come from the URL; TLS
+  options ride in its query string, as redis-py reads them, e.g.
+  `rediss://:pw@redis:6380/0?ssl_ca_certs=/run/secrets/ca.pem` (certificates are
+  verified by default; `ssl_cert_reqs=none` turns that off, for tests only).
+- With SDQ_REDIS_SENTINELS (`host:port,…`), the primary of SDQ_REDIS_SENTINEL_SERVICE
+  is asked of the sentinels instead, and asked again after a failover. The URL then
+  still gives the primary's user, password, db and TLS; its host and port are unused.
+  Sentinels often have no password of their own (or another one than the data
+  nodes): theirs is SDQ_REDIS_SENTINEL_PASSWORD.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.asyncio import Redis
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.connection import SSLConnection, parse_url
+from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
 
 from broker.settings import BrokerSettings
 
 
 def create_redis(settings: BrokerSettings) -> Redis:
-    """A pooled client. `redis://`, `rediss://` (TLS) and passwords come from the URL;
-    with `SDQ_REDIS_SENTINELS` set, the primary is found through Sentinel instead."""
+    """A pooled client that answers strings; every call times out after SDQ_REDIS_TIMEOUT_S."""
     timeout = settings.redis_timeout_s
     url = settings.redis_url.get_secret_value()
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": 30,
+    }
     if settings.redis_sentinels:
-        return _sentinel_primary(settings, url, timeout)
-    return Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        health_check_interval=30,
-    )
+        return _sentinel_primary(settings, url, options)
+    return Redis.from_url(url, **options)
 
 
-def _sentinel_primary(settings: BrokerSettings, url: str, timeout: float) -> Redis:
-    template = Redis.from_url(url)
-    kwargs = template.connection_pool.connection_kwargs
-    hosts = [_host_port(entry) for entry in settings.redis_sentinels]
+class _SentinelPrimary(Redis):
+    """The primary's client; closing it also closes the connections to the sentinels."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        manager = getattr(self.connection_pool, "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            await sentinel.aclose()
+
+
+def _sentinel_primary(settings: BrokerSettings, url: str, options: dict[str, Any]) -> Redis:
+    node: dict[str, Any] = dict(parse_url(url))
+    tls = node.pop("connection_class", None) is SSLConnection
+    for unused in ("host", "port", "path"):
+        node.pop(unused, None)
+    sentinel_options: dict[str, Any] = {
+        "socket_timeout": settings.redis_timeout_s,
+        "socket_connect_timeout": settings.redis_timeout_s,
+    }
+    if settings.redis_sentinel_password is not None:
+        sentinel_options["password"] = settings.redis_sentinel_password.get_secret_value()
     sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves __init__ untyped
-        hosts,
-        socket_timeout=timeout,
-        sentinel_kwargs={"socket_timeout": timeout, "password": kwargs.get("password")},
+        [_host_port(entry) for entry in settings.redis_sentinels],
+        sentinel_kwargs=sentinel_options,
     )
     primary: Redis = sentinel.master_for(
         settings.redis_sentinel_service,
-        decode_responses=True,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        password=kwargs.get("password"),
-        db=kwargs.get("db", 0),
+        redis_class=_SentinelPrimary,
+        connection_class=SentinelManagedSSLConnection if tls else SentinelManagedConnection,
+        **{**node, **options},
     )
     return primary
 
 
 def _host_port(entry: str) -> tuple[str, int]:
-    """'host:port' or 'host' (port 26379, Sentinel's default)."""
+    """'host:port', '[v6]:port' or 'host' (port 26379, Sentinel's default)."""
     host, sep, port = entry.rpartition(":")
-    if not sep or not port.isdecimal():
-        return entry, 26379
-    return host, int(port)
+    if not sep or not port.isdecimal() or (":" in host and not host.endswith("]")):
+        return entry.strip("[]"), 26379
+    return host.strip("[]"), int(port)

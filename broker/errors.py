@@ -5,7 +5,8 @@
     ├── JobNotFound          no job with that token (never existed or expired)
     ├── InvalidTransition    the job's state does not allow the requested change
     ├── StaleAttempt         a fenced call from a worker whose claim was superseded
-    └── TokenExists          a new job's token is already taken (import, collision)
+    ├── TokenExists          a new job's token is already taken (import, collision)
+    └── TooManyOpenJobs      the client already holds its cap of unfinished jobs
 
 Scripts return these as error codes; `broker.scripts.raise_for_code` is the one
 place that turns a code into an exception.
@@ -34,3 +35,7 @@ class StaleAttempt(BrokerError):
 
 class TokenExists(BrokerError):
     """A job with this token already exists."""
+
+
+class TooManyOpenJobs(BrokerError):
+    """The client is at its cap of open (new or pending) jobs; nothing was added."""

@@ -15,6 +15,10 @@ touch several keys at once, also run on Redis Cluster.
     {p}:workers       zset   live workers, score = last heartbeat (ms)
     {p}:render_ms     hash   per-resolution sums of render time, for ETAs
     {p}:sweep_lock    string lets one replica at a time run the periodic sweep
+    {p}:client:<addr> zset   one client's open jobs (score 0) and slots held while its
+                             captcha is checked (score = hold end, ms): the open-jobs cap
+    {p}:durations     hash   claim-to-complete histogram per resolution (see _lib.lua)
+    {p}:limits:...    string/list  the /addJob rate limiter's windows (the `limits` library)
     {p}:throughput    zset   samples "<ms>:<complete counter>" (score ms) for jobs/minute
 """
 
@@ -79,3 +83,18 @@ class QueueKeys:
     @property
     def throughput(self) -> str:
         return f"{self.tag}:throughput"
+
+    @property
+    def client_prefix(self) -> str:
+        return f"{self.tag}:client:"
+
+    def client(self, address: str) -> str:
+        return self.client_prefix + address
+
+    @property
+    def durations(self) -> str:
+        return f"{self.tag}:durations"
+
+    @property
+    def limits_prefix(self) -> str:
+        return f"{self.tag}:limits"

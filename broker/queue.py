@@ -55,6 +55,9 @@ class Queue:
             k.leases,
             k.stats,
             k.wakeup,
+            k.seq,
+            k.client_prefix,
+            k.durations,
         ]
 
     async def _run(
@@ -71,8 +74,14 @@ class Queue:
         width: int,
         height: int,
         created_ms: int | None = None,
+        client: str = "",
+        max_open: int = 0,
     ) -> int:
-        """Appends a new job; returns its creation time (ms, Redis clock)."""
+        """Appends a new job; returns its creation time (ms, Redis clock).
+
+        With `client`, the job counts as that client's open job until it is finished,
+        and with `max_open` > 0 a client already holding that many is refused
+        (TooManyOpenJobs), atomically with the add."""
         args: list[str | int] = [
             token,
             prompt,
@@ -80,9 +89,32 @@ class Queue:
             width,
             height,
             "" if created_ms is None else created_ms,
+            client,
+            max_open,
         ]
-        (created,) = await self._run("add_job", args, (self.keys.seq,))
+        (created,) = await self._run("add_job", args)
         return int(created)
+
+    @_storage_errors
+    async def hold_client_slot(self, client: str, token: str, max_open: int, hold_ms: int) -> None:
+        """Holds one of the client's open-job slots for `token` (before its captcha is
+        verified); raises TooManyOpenJobs at the cap. add_job then takes the slot."""
+        await self._scripts.run(
+            "hold_client_slot", [self.keys.client(client)], [token, max_open, hold_ms]
+        )
+
+    @_storage_errors
+    async def release_client_slot(self, client: str, token: str) -> bool:
+        """Gives back a slot held for a job that was not added; True if one was held."""
+        (released,) = await self._scripts.run(
+            "release_client_slot", [self.keys.client(client)], [token]
+        )
+        return bool(released)
+
+    @_storage_errors
+    async def open_jobs(self, client: str) -> int:
+        """The client's open jobs and held slots (expired holds included until swept)."""
+        return int(await self.redis.zcard(self.keys.client(client)))
 
     @_storage_errors
     async def status(self, token: str) -> JobStatus:
@@ -272,7 +304,7 @@ class Queue:
         import_job calls); returns each job's outcome: imported, present or expired."""
         s = self.settings
         script = self.redis.register_script(script_source("import_job"))
-        keys = [*self._queue_keys, self.keys.seq]
+        keys = self._queue_keys
         async with self.redis.pipeline(transaction=False) as pipe:
             for job in jobs:
                 args: list[str | int] = [

@@ -21,6 +21,7 @@ from broker.errors import (
     JobNotFound,
     StaleAttempt,
     TokenExists,
+    TooManyOpenJobs,
 )
 
 _INCLUDE = re.compile(r"^--@include (\S+)$", re.MULTILINE)
@@ -30,6 +31,7 @@ _ERRORS: dict[str, type[BrokerError]] = {
     "BAD_TRANSITION": InvalidTransition,
     "STALE_ATTEMPT": StaleAttempt,
     "TOKEN_EXISTS": TokenExists,
+    "TOO_MANY_OPEN": TooManyOpenJobs,
 }
 
 

@@ -18,6 +18,7 @@ class BrokerSettings(BaseSettings):
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list)
     redis_sentinel_service: str = "mymaster"
+    redis_sentinel_password: SecretStr | None = None  # the sentinels' own, if they have one
     redis_timeout_s: float = Field(default=2.0, gt=0)
     key_prefix: str = Field(default="sdq", min_length=1, pattern=r"^[^{}\s]+$")
     reservation_ms: int = Field(default=10_000, ge=0)

@@ -10,12 +10,20 @@ The queue-level scripts share one KEYS layout, read by queue_keys():
   KEYS[5] leases          zset  token -> lease end (ms)
   KEYS[6] stats           hash  counters
   KEYS[7] wakeup          list  pushed when a job becomes claimable
+  KEYS[8] seq             string insertion counter (add_job, import_job)
+  KEYS[9] client prefix   "{p}:client:" (a client's zset is this prefix + address:
+                                members its open jobs, score 0, and slots held while
+                                its captcha is checked, score = hold end in ms)
+  KEYS[10] durations      hash  claim-to-complete histogram, fields per resolution:
+                                <W>x<H>:le:<ms> (one bucket of record_duration, or
+                                'inf'; not cumulative), <W>x<H>:count, <W>x<H>:sum_ms
 ]]
 
 local function queue_keys()
   return {
     job_prefix = KEYS[1], waiting = KEYS[2], active = KEYS[3], reserved = KEYS[4],
-    leases = KEYS[5], stats = KEYS[6], wakeup = KEYS[7],
+    leases = KEYS[5], stats = KEYS[6], wakeup = KEYS[7], seq = KEYS[8],
+    client_prefix = KEYS[9], durations = KEYS[10],
   }
 end
 
@@ -35,9 +43,49 @@ local function wake(K)
   redis.call('LTRIM', K.wakeup, 0, 15)
 end
 
+-- A client's zset ("{p}:client:<address>") lives while the client has an open job
+-- (score 0), else until its last held slot (score = hold end, ms) ends.
+local function client_expiry(ck)
+  if redis.call('ZCOUNT', ck, 0, 0) > 0 then
+    redis.call('PERSIST', ck)
+    return
+  end
+  local last = redis.call('ZRANGE', ck, -1, -1, 'WITHSCORES')
+  if last[2] then
+    redis.call('PEXPIREAT', ck, math.floor(tonumber(last[2])))
+  end
+end
+
+-- One claim-to-complete observation (ms) in the histogram of its resolution.
+local function record_duration(K, resolution, took_ms)
+  -- upper bounds in ms; api/metrics.py holds the same list (a test compares them)
+  local bounds = {1000, 2500, 5000, 10000, 20000, 30000, 60000, 120000, 300000, 600000}
+  local bucket = 'inf'
+  for _, bound in ipairs(bounds) do
+    if took_ms <= bound then
+      bucket = bound
+      break
+    end
+  end
+  redis.call('HINCRBY', K.durations, resolution .. ':le:' .. bucket, 1)
+  redis.call('HINCRBY', K.durations, resolution .. ':count', 1)
+  redis.call('HINCRBY', K.durations, resolution .. ':sum_ms', took_ms)
+end
+
 -- Ends a job in a terminal state: off every index, kept for retention_ms.
 local function finish(K, token, member, state, now, retention_ms)
   local jk = K.job_prefix .. token
+  local done = redis.call('HMGET', jk, 'client', 'started_ms', 'width', 'height')
+  if done[1] then
+    -- the client's open-jobs count drops; its address is not kept with the finished job
+    local ck = K.client_prefix .. done[1]
+    redis.call('ZREM', ck, token)
+    client_expiry(ck)
+    redis.call('HDEL', jk, 'client')
+  end
+  if state == 'complete' and done[2] and done[3] then
+    record_duration(K, done[3] .. 'x' .. done[4], now - tonumber(done[2]))
+  end
   redis.call('ZREM', K.waiting, member)
   redis.call('ZREM', K.active, member)
   redis.call('ZREM', K.reserved, token)

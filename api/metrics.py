@@ -1,0 +1,233 @@
+"""/metrics in Prometheus text format: the queue, read from Redis, and this process's HTTP.
+
+Queue figures (depth per state, age of the oldest waiting job, lifetime
+counters, claim-to-complete durations) are read from Redis at scrape time, so
+every replica and worker process reports the same, whole-queue values: sum
+them over replicas never, take any one (e.g. `max by (job)`).
+
+HTTP figures (one latency histogram per endpoint and status; its `_count` is
+the request count) are kept per process. With several uvicorn workers, set
+PROMETHEUS_MULTIPROC_DIR to an empty folder before the process starts:
+prometheus-client then keeps them in files there and any worker's /metrics
+reports the sum of all. Several replicas are scraped one by one (Prometheus
+labels each by `instance`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.multiprocess import MultiProcessCollector
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from broker.queue import Queue
+
+# Upper bounds (ms) of the claim-to-complete histogram: the list in
+# broker/scripts/_lib.lua (record_duration), which counts them in Redis.
+DURATION_BUCKETS_MS = (1000, 2500, 5000, 10000, 20000, 30000, 60000, 120000, 300000, 600000)
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_COUNTERS = {  # field of {p}:stats -> metric name and help
+    "added": ("sdq_jobs_added", "Jobs added"),
+    "complete": ("sdq_jobs_completed", "Jobs completed"),
+    "failed": ("sdq_jobs_failed", "Jobs failed after their last attempt"),
+    "requeued": ("sdq_jobs_requeued", "Claims that ended without completion; the job waits again"),
+    "cancelled": ("sdq_jobs_cancelled", "Jobs withdrawn by their owner"),
+}
+
+
+class HttpMetrics:
+    """Request latency per endpoint and status, cheap enough for the polling hot path
+    (one dict lookup and one histogram observation per request)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._latency = Histogram(
+            "sdq_http_request_duration_seconds",
+            "HTTP request latency by endpoint and status code; _count is the request count",
+            ["endpoint", "code"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self._children: dict[tuple[str, int], Histogram] = {}
+
+    def observe(self, endpoint: str, code: int, seconds: float) -> None:
+        child = self._children.get((endpoint, code))
+        if child is None:
+            child = self._children[(endpoint, code)] = self._latency.labels(endpoint, str(code))
+        child.observe(seconds)
+
+    def exposition(self) -> bytes:
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not directory:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]  # untyped
+        return generate_latest(merged)
+
+
+class HttpMetricsMiddleware:
+    """Times every request. Endpoints are labelled by route template (or the legacy
+    path), anything unrouted as `other`, so a scan of random paths adds no series."""
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics, by_path: bool = False) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.by_path = by_path  # label by path: only in front of a fixed set of paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            endpoint = scope["path"] if self.by_path else _endpoint(scope)
+            self.metrics.observe(endpoint, status, time.perf_counter() - started)
+
+
+def _endpoint(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "other"
+
+
+@dataclass
+class QueueFigures:
+    """One scrape's view of the queue, read in one pipeline."""
+
+    now_ms: int
+    new: int
+    reserved: int
+    pending: int
+    oldest_waiting_ms: int | None
+    oldest_open_ms: int | None
+    stats: dict[str, int] = field(default_factory=dict)
+    durations: dict[str, str] = field(default_factory=dict)
+
+
+async def read_queue(queue: Queue) -> QueueFigures:
+    k = queue.keys
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        pipe.time()
+        for index in (k.waiting, k.reserved, k.leases):
+            pipe.zcard(index)
+        pipe.zrange(k.waiting, 0, 0, withscores=True)
+        pipe.zrange(k.active, 0, 0, withscores=True)
+        pipe.hgetall(k.stats)
+        pipe.hgetall(k.durations)
+        now, waiting, reserved, pending, head, oldest, stats, durations = await pipe.execute()
+    return QueueFigures(
+        now_ms=int(now[0]) * 1000 + int(now[1]) // 1000,
+        new=int(waiting) + int(reserved),
+        reserved=int(reserved),
+        pending=int(pending),
+        oldest_waiting_ms=int(head[0][1]) if head else None,
+        oldest_open_ms=int(oldest[0][1]) if oldest else None,
+        stats={name: int(value) for name, value in stats.items()},
+        durations=dict(durations),
+    )
+
+
+class QueueCollector:
+    """Turns one QueueFigures (or None: Redis unreachable) into metric families."""
+
+    def __init__(self, figures: QueueFigures | None) -> None:
+        self.figures = figures
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("sdq_redis_up", "1 if Redis answered this scrape")
+        up.add_metric([], 0 if self.figures is None else 1)
+        yield up
+        f = self.figures
+        if f is None:
+            return
+        depth = GaugeMetricFamily("sdq_queue_jobs", "Unfinished jobs by state", labels=["state"])
+        depth.add_metric(["new"], f.new)
+        depth.add_metric(["pending"], f.pending)
+        yield depth
+        reserved = GaugeMetricFamily(
+            "sdq_queue_reserved_jobs", "New jobs handed out by /getNextJob, not yet pending"
+        )
+        reserved.add_metric([], f.reserved)
+        yield reserved
+        yield _age("sdq_queue_oldest_waiting_age_seconds", "Oldest new job not handed out", f)
+        yield _age("sdq_queue_oldest_open_age_seconds", "Oldest new or pending job", f)
+        for stat, (name, text) in _COUNTERS.items():
+            counter = CounterMetricFamily(name, text)
+            counter.add_metric([], f.stats.get(stat, 0))
+            yield counter
+        yield _durations(f.durations)
+
+
+def _age(name: str, text: str, f: QueueFigures) -> GaugeMetricFamily:
+    since = f.oldest_waiting_ms if "waiting" in name else f.oldest_open_ms
+    age = GaugeMetricFamily(name, text + " (0 when none), seconds, Redis clock")
+    age.add_metric([], 0.0 if since is None else max(0, f.now_ms - since) / 1000)
+    return age
+
+
+def _durations(fields: dict[str, str]) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(
+        "sdq_job_claim_to_complete_seconds",
+        "From the claim that completed a job to its completion, by resolution",
+        labels=["resolution"],
+    )
+    resolutions = sorted(name.removesuffix(":count") for name in fields if name.endswith(":count"))
+    for res in resolutions:
+        cumulative, buckets = 0, []
+        for bound in DURATION_BUCKETS_MS:
+            cumulative += int(fields.get(f"{res}:le:{bound}", 0))
+            buckets.append((str(bound / 1000), cumulative))
+        buckets.append(("+Inf", int(fields[f"{res}:count"])))
+        family.add_metric([res], buckets, int(fields.get(f"{res}:sum_ms", 0)) / 1000)
+    return family
+
+
+async def exposition(queue: Queue, http: HttpMetrics) -> bytes:
+    """The whole /metrics page; the queue part is left out if Redis does not answer."""
+    try:
+        figures: QueueFigures | None = await read_queue(queue)
+    except (RedisError, OSError):
+        figures = None
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(QueueCollector(figures))
+    return generate_latest(registry) + http.exposition()
+
+
+def metrics_router(http: HttpMetrics) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics: the queue (from Redis) and this process's HTTP",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {}}}},
+    )
+    async def metrics(request: Request) -> Response:
+        body = await exposition(request.app.state.services.queue, http)
+        return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+    return router
