@@ -19,7 +19,14 @@ from diffusers import (
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+from transformers import (
+    CLIPConfig,
+    CLIPImageProcessor,
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPTokenizer,
+)
 
 _SPECIAL = ["<|startoftext|>", "<|endoftext|>"]
 
@@ -56,9 +63,28 @@ def _tokenizer(folder: Path) -> CLIPTokenizer:
     )
 
 
-def build_tiny_pipeline(folder: Path, seed: int = 0) -> Path:
-    """Saves a tiny random pipeline (a few MB) under `folder` and returns it."""
-    torch.manual_seed(seed)
+def _flag_everything_checker() -> tuple[StableDiffusionSafetyChecker, CLIPImageProcessor]:
+    """A tiny safety checker whose thresholds are below any score: it flags every image."""
+    tiny = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1}
+    config = CLIPConfig(
+        text_config={**tiny, "num_attention_heads": 4},
+        vision_config={**tiny, "num_attention_heads": 4, "image_size": 32, "patch_size": 4},
+        projection_dim=32,
+    )
+    checker = StableDiffusionSafetyChecker(config)
+    with torch.no_grad():
+        checker.concept_embeds_weights.fill_(-1.0)  # cosine similarity is always above -1
+    features = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    return checker, features
+
+
+def build_tiny_pipeline(folder: Path, *, flagging_safety_checker: bool = False) -> Path:
+    """Saves a tiny random pipeline (a few MB) under `folder` and returns its path.
+
+    flagging_safety_checker: include a safety checker that flags every image,
+    as a real model's checker flags what it judges unsafe.
+    """
+    torch.manual_seed(0)
     unet = UNet2DConditionModel(
         block_out_channels=(32, 64),
         layers_per_block=1,
@@ -79,7 +105,7 @@ def build_tiny_pipeline(folder: Path, seed: int = 0) -> Path:
         latent_channels=4,
         norm_num_groups=32,
     )
-    tokenizer = _tokenizer(folder / "_tokenizer_source")
+    tokenizer = _tokenizer(folder / "tokenizer-source")
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
             vocab_size=max(1000, len(tokenizer)),
@@ -93,6 +119,7 @@ def build_tiny_pipeline(folder: Path, seed: int = 0) -> Path:
             pad_token_id=1,
         )
     )
+    checker, features = _flag_everything_checker() if flagging_safety_checker else (None, None)
     pipeline = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
@@ -106,9 +133,9 @@ def build_tiny_pipeline(folder: Path, seed: int = 0) -> Path:
             set_alpha_to_one=False,
             steps_offset=1,
         ),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
+        safety_checker=checker,
+        feature_extractor=features,
+        requires_safety_checker=flagging_safety_checker,
     )
     model = folder / "model"
     pipeline.save_pretrained(model)
