@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.connection import SSLConnection, parse_url
+from redis.asyncio.connection import BlockingConnectionPool, SSLConnection, parse_url
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
 
 from broker.settings import BrokerSettings
@@ -34,7 +34,10 @@ def create_redis(settings: BrokerSettings) -> Redis:
     }
     if settings.redis_sentinels:
         return _sentinel_primary(settings, url, options)
-    return Redis.from_url(url, **options)
+    # A burst waits (up to the timeout) for a free connection instead of failing:
+    # redis-py's default pool raises MaxConnectionsError past 100 commands in flight.
+    pool = BlockingConnectionPool.from_url(url, max_connections=100, timeout=timeout, **options)
+    return Redis.from_pool(pool)
 
 
 class _SentinelPrimary(Redis):
