@@ -20,16 +20,19 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import multiprocessing
 import os
+import resource
 import statistics
 import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import orjson
@@ -81,18 +84,37 @@ class Load:
     elapsed_s: float = 0.0
     _http: aiohttp.ClientSession | None = None
 
-    async def run(self, users: int, duration_s: float, ramp_s: float) -> Load:
-        connector = aiohttp.TCPConnector(limit=users + 50)
+    async def run(
+        self, users: int, duration_s: float, ramp_s: float, slots: Sequence[int] | None = None
+    ) -> Load:
+        """`users` browser tabs for `duration_s`; `slots`: which of them this process
+        runs (all by default), so several processes can share one run."""
+        slots = range(users) if slots is None else slots
+        connector = aiohttp.TCPConnector(limit=len(slots) + 50)
         timeout = aiohttp.ClientTimeout(total=10.0)
         async with aiohttp.ClientSession(self.url, connector=connector, timeout=timeout) as http:
             self._http = http
             start = time.monotonic()
             deadline = start + duration_s
             sampler = asyncio.create_task(self._sample(start + ramp_s, deadline))
-            await asyncio.gather(*(self._slot(i, users, ramp_s, deadline) for i in range(users)))
+            await asyncio.gather(*(self._slot(i, users, ramp_s, deadline) for i in slots))
             self.elapsed_s = time.monotonic() - start
             sampler.cancel()
+        self._http = None
         return self
+
+    def merge(self, other: Load) -> None:
+        """Adds another process's share of the same run."""
+        self.status_latencies += other.status_latencies
+        self.responses.update(other.responses)
+        self.transport_errors.update(other.transport_errors)
+        self.users += other.users
+        self.add_failures += other.add_failures
+        if self.pollers:
+            self.pollers = [a + b for a, b in zip(self.pollers, other.pollers, strict=False)]
+        else:
+            self.pollers = list(other.pollers)
+        self.elapsed_s = max(self.elapsed_s, other.elapsed_s)
 
     async def _sample(self, after: float, until: float) -> None:
         await asyncio.sleep(max(0.0, after - time.monotonic()))
@@ -164,6 +186,32 @@ class Load:
         return [user for user in self.users if user.started_queue_length is not None]
 
 
+def _run_share(url: str, run_id: str, args: tuple[int, float, float, int, int]) -> Load:
+    users, duration_s, ramp_s, share, shares = args
+    load = Load(url, run_id=run_id)
+    return uvloop.run(load.run(users, duration_s, ramp_s, range(share, users, shares)))
+
+
+def run_load(
+    url: str, users: int, duration_s: float, ramp_s: float, processes: int
+) -> tuple[Load, float]:
+    """The users split over `processes` client processes (browsers are many; one
+    Python process would get one CPU share of a busy machine); returns the merged
+    figures and the CPU seconds the client processes used."""
+    run_id = uuid.uuid4().hex[:8]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        shares = [(users, duration_s, ramp_s, k, processes) for k in range(processes)]
+        results = list(pool.map(_run_share, [url] * processes, [run_id] * processes, shares))
+    merged = Load(url, run_id=run_id)
+    for share in results:
+        merged.merge(share)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the pool's processes, ended
+    used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return merged, used
+
+
 async def stored_jobs(
     redis_url: str, run_id: str, prefix: str = "sdq"
 ) -> dict[str, dict[str, str]]:
@@ -171,9 +219,9 @@ async def stored_jobs(
     keys = QueueKeys(prefix)
     redis = Redis.from_url(redis_url, decode_responses=True)
     try:
-        found = {}
+        found: dict[str, dict[str, str]] = {}
         async for key in redis.scan_iter(match=keys.job_prefix + "*", count=1000):
-            job = await redis.hgetall(key)
+            job = cast(dict[str, str], await redis.hgetall(key))  # decode_responses: str
             if job.get("prompt", "").startswith(f"load {run_id} "):
                 found[key.removeprefix(keys.job_prefix)] = job
         return found
@@ -229,7 +277,7 @@ def cpu_by_role(cluster: Cluster) -> dict[str, float]:
         if proc is not None and proc.poll() is None:
             role = name.split("-")[0]
             used[role] = used.get(role, 0.0) + cpu_seconds(proc.pid)
-    used["load generator"] = time.process_time()
+    used["load generator"] = time.process_time()  # the fake hCaptcha; + client processes
     return used
 
 
@@ -301,6 +349,8 @@ class Args:
     replicas: int
     data_dir: Path | None
     no_captcha: bool
+    api_access_log: bool
+    clients: int
 
 
 def parse(argv: Sequence[str] | None = None) -> Args:
@@ -315,9 +365,16 @@ def parse(argv: Sequence[str] | None = None) -> Args:
     parser.add_argument("--workers", type=int, default=8, help="simulated GPU workers")
     parser.add_argument("--render-ms", type=int, default=150, help="sleep per image")
     parser.add_argument("--replicas", type=int, default=3, help="API replicas")
+    parser.add_argument("--clients", type=int, default=2, help="load generator processes")
     parser.add_argument("--data-dir", type=Path, help="keep the cluster's data and logs here")
     parser.add_argument(
         "--no-captcha", action="store_true", help="SDQ_INSECURE_SKIP_CAPTCHA instead of the fake"
+    )
+    parser.add_argument(
+        "--api-access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the replicas' own access log (SDQ_ACCESS_LOG); nginx logs every request anyway",
     )
     ns = parser.parse_args(argv)
     return Args(
@@ -329,6 +386,8 @@ def parse(argv: Sequence[str] | None = None) -> Args:
         ns.replicas,
         ns.data_dir,
         ns.no_captcha,
+        ns.api_access_log,
+        max(1, ns.clients),
     )
 
 
@@ -336,6 +395,7 @@ def cluster_for(args: Args, captcha_url: str, data_dir: Path) -> Cluster:
     env = {"SDQ_HCAPTCHA_SECRET": "bench-hcaptcha-secret", "SDQ_HCAPTCHA_VERIFY_URL": captcha_url}
     if args.no_captcha:
         env = {"SDQ_INSECURE_SKIP_CAPTCHA": "true"}
+    env["SDQ_ACCESS_LOG"] = str(args.api_access_log).lower()
     return Cluster(
         data_dir,
         replicas=args.replicas,
@@ -360,8 +420,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
         before = cpu_by_role(cluster)
-        load = uvloop.run(Load(cluster.url).run(args.users, args.duration, args.ramp))
+        load, client_cpu = run_load(cluster.url, args.users, args.duration, args.ramp, args.clients)
         cpu = {role: used - before.get(role, 0.0) for role, used in cpu_by_role(cluster).items()}
+        cpu["load generator"] += client_cpu
         time.sleep(1.5)  # nginx flushes its buffered access log every second
         lb_times = nginx_times(cluster.logs / "nginx-access.log", "/getJobStatus")
         fifo = fifo_inversions(uvloop.run(stored_jobs(cluster.redis_url, load.run_id)))
