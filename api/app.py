@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from redis.asyncio import Redis
@@ -17,10 +16,11 @@ from api.access_log import AccessLog
 from api.auth import BackendSecrets
 from api.captcha import CaptchaVerifier, NoCaptcha
 from api.health import router as health_router
-from api.legacy_router import LegacyRouter
+from api.legacy_router import LegacyFirstApp
 from api.openapi_legacy import LEGACY_PATHS
 from api.services import Captcha, Services
 from api.settings import ApiSettings
+from api.siteverify import SiteverifyClient
 from api.sweeper import sweep_forever
 from api.v2 import install as install_v2
 from broker.connection import create_redis
@@ -36,8 +36,8 @@ def create_app(settings: ApiSettings | None = None, redis: Redis | None = None) 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = redis if redis is not None else create_redis(settings)
-        timeout = httpx.Timeout(settings.hcaptcha_timeout_s)
-        async with httpx.AsyncClient(timeout=timeout) as http:
+        verify = SiteverifyClient(settings.hcaptcha_verify_url, settings.hcaptcha_timeout_s)
+        async with verify as http:
             services = Services(
                 settings=settings,
                 queue=Queue(client, settings),
@@ -55,7 +55,8 @@ def create_app(settings: ApiSettings | None = None, redis: Redis | None = None) 
                 if redis is None:
                     await client.aclose()
 
-    app = FastAPI(
+    app = LegacyFirstApp(
+        access_log=settings.access_log,
         title="Stable Diffusion job queue",
         version="1.0",
         summary="The legacy job-queue contract, served from Redis.",
@@ -63,20 +64,18 @@ def create_app(settings: ApiSettings | None = None, redis: Redis | None = None) 
     )
     app.include_router(health_router)
     install_v2(app, settings)  # the v2 API, and the demo page at /
-    app.add_middleware(LegacyRouter)
     if settings.access_log:
         app.add_middleware(AccessLog)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
-def _captcha(settings: ApiSettings, http: httpx.AsyncClient) -> Captcha:
+def _captcha(settings: ApiSettings, http: SiteverifyClient) -> Captcha:
     if settings.hcaptcha_secret is None:
         log.warning("SDQ_INSECURE_SKIP_CAPTCHA: every non-empty captcha is accepted")
         return NoCaptcha()
     return CaptchaVerifier(
         http,
-        settings.hcaptcha_verify_url,
         settings.hcaptcha_secret.get_secret_value(),
         settings.hcaptcha_sitekey,
     )

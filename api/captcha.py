@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 
-import httpx
+import orjson
+
+from api.siteverify import SiteverifyClient, SiteverifyError
 
 log = logging.getLogger(__name__)
 
@@ -16,13 +18,11 @@ log = logging.getLogger(__name__)
 class CaptchaVerifier:
     def __init__(
         self,
-        client: httpx.AsyncClient,
-        verify_url: str,
+        client: SiteverifyClient,
         secret: str,
         sitekey: str | None,
     ) -> None:
         self._client = client
-        self._verify_url = verify_url
         self._secret = secret
         self._sitekey = sitekey
 
@@ -33,9 +33,11 @@ class CaptchaVerifier:
         if remote_ip:
             form["remoteip"] = remote_ip
         try:
-            answer = await self._client.post(self._verify_url, data=form)
-            return answer.json().get("success") is True
-        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            answer = await self._client.post_form(form)
+            if not 200 <= answer.status < 300:  # an error page saying "success" is still one
+                raise SiteverifyError(f"status {answer.status}")
+            return orjson.loads(answer.body).get("success") is True
+        except (SiteverifyError, OSError, TimeoutError, ValueError, AttributeError) as exc:
             log.warning("captcha verification failed: %s", type(exc).__name__)
             return False
 

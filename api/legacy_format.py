@@ -8,6 +8,7 @@ contract's order, and floats are written as Go's shortest 'f' format.
 from __future__ import annotations
 
 import json
+import re
 
 from broker.job import JobStatus, NextJob
 
@@ -16,7 +17,13 @@ _GO_ESCAPES = str.maketrans(
 )
 
 
+# Printable ASCII except '"', '\\', '<', '>' and '&': what both encoders copy unchanged.
+_PLAIN = re.compile(r"[ !#-%'-;=?-\[\]-~]*")
+
+
 def go_string(value: str) -> str:
+    if _PLAIN.fullmatch(value):  # tokens, states, most prompts: no encoder needed
+        return '"' + value + '"'
     return json.dumps(value, ensure_ascii=False).translate(_GO_ESCAPES)
 
 

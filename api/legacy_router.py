@@ -2,7 +2,9 @@
 
 The legacy endpoints are validated by hand (api/rules.py), so FastAPI's
 dependency and model layers would only cost time on the hottest path (the
-frontend polls every second). Every other path goes on to the FastAPI app.
+frontend polls every second). `LegacyFirstApp` answers them before FastAPI's
+per-request layers (telemetry, body limit, exception middleware) even start;
+every other path goes on to the FastAPI app.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import legacy
+from api.access_log import AccessLog
 from api.auth import bearer_token
 from api.legacy_format import string_body
 from api.query import parse_query
@@ -66,15 +71,37 @@ class LegacyRouter:
         await send({"type": "http.response.body", "body": reply.body})
 
     async def _handle(self, endpoint: Endpoint, scope: Scope) -> legacy.Reply:
-        services: Services = scope["app"].state.services
-        params = parse_query(scope["query_string"])
-        secret = params.get("secret", "") or bearer_token(_header(scope, b"authorization"))
-        client = scope["client"][0] if scope.get("client") else None
         try:
+            services: Services = scope["app"].state.services
+            params = parse_query(scope["query_string"])
+            secret = params.get("secret", "") or bearer_token(_header(scope, b"authorization"))
+            client = scope["client"][0] if scope.get("client") else None
             return await endpoint.handler(services, params, secret, client)
         except Exception:
             log.exception("unhandled error on %s", scope["path"])
             return _INTERNAL_ERROR
+
+
+class LegacyFirstApp(FastAPI):
+    """The FastAPI app, with the legacy paths answered before FastAPI's own layers.
+
+    FastAPI wraps every request in telemetry, body-limit and exception
+    middleware; on the legacy paths that cost about a third of the time, for
+    nothing (they read no body and answer every error themselves). With
+    `access_log`, legacy requests are logged by the same redacting AccessLog.
+    """
+
+    def __init__(self, *, access_log: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        router = LegacyRouter(super().__call__)
+        self._legacy: ASGIApp = AccessLog(router) if access_log else router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in ENDPOINTS:
+            scope["app"] = self
+            await self._legacy(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

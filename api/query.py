@@ -37,15 +37,21 @@ def _unescape(raw: bytes) -> str | None:
     return data.decode("utf-8", "surrogateescape")
 
 
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def parse_query(raw: bytes) -> dict[str, str]:
     """First value of every key, trimmed; pairs Go would reject are left out."""
+    # Without '%' or '+' there is nothing to unescape (the usual poll): decode only.
+    unescape = _unescape if b"%" in raw or b"+" in raw else _decode
     params: dict[str, str] = {}
     for pair in raw.split(b"&"):
         if not pair or b";" in pair:
             continue
         key_raw, _, value_raw = pair.partition(b"=")
-        key = _unescape(key_raw)
-        value = _unescape(value_raw)
+        key = unescape(key_raw)
+        value = unescape(value_raw)
         if key is None or value is None or key in params:
             continue
         params[key] = go_trim(value)

@@ -59,6 +59,7 @@ class Queue:
             k.client_prefix,
             k.durations,
         ]
+        self._job_prefix, self._active = k.job_prefix, k.active  # built once: status is hot
 
     async def _run(
         self, script: str, args: list[str | int], extra_keys: tuple[str, ...] = ()
@@ -118,7 +119,7 @@ class Queue:
 
     @_storage_errors
     async def status(self, token: str) -> JobStatus:
-        reply = await self._scripts.run("get_status", [self.keys.job(token), self.keys.active], [])
+        reply = await self._scripts.run("get_status", [self._job_prefix + token, self._active], [])
         state, created, now, qlen, attempts, progress, number, width, height = reply
         return JobStatus(
             token=token,

@@ -14,6 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from broker.errors import (
     BrokerError,
@@ -72,10 +73,15 @@ class Scripts:
     """
 
     def __init__(self, redis: Redis) -> None:
+        self._redis = redis
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(script_source(name)) for name in script_names()
         }
 
     async def run(self, name: str, keys: list[str], args: list[str | int]) -> list[Any]:
-        reply = await self._scripts[name](keys=keys, args=args)
+        script = self._scripts[name]
+        try:  # EVALSHA straight away: the registered script's own call costs more
+            reply = await self._redis.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:  # a restarted Redis: the registered script reloads itself
+            reply = await script(keys=keys, args=args)
         return raise_for_code(reply)
