@@ -9,16 +9,32 @@ from __future__ import annotations
 import logging
 import re
 import time
+from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("sdq.access")
 
-_SECRET_PARAM = re.compile(rb"(^|&)(secret|captcha)=[^&]*", re.IGNORECASE)
+_SENSITIVE = frozenset({"secret", "captcha"})
+_PAIR = re.compile(rb"[^&;]+")
 
 
 def redact_query(query: bytes) -> str:
-    return _SECRET_PARAM.sub(rb"\1\2=***", query).decode("latin-1")
+    """The query with the value of every secret or captcha pair replaced by ***.
+
+    Keys are compared as the query parser reads them (percent-decoded, `+` as space),
+    so `s%65cret=` is caught too, and more widely than it reads them (any case,
+    white space ignored, `;` also ends a pair), so nothing used as a secret slips by.
+    """
+    return _PAIR.sub(_redact_pair, query).decode("latin-1")
+
+
+def _redact_pair(pair: re.Match[bytes]) -> bytes:
+    key, equals, _ = pair.group().partition(b"=")
+    if not equals:
+        return pair.group()
+    name = unquote_to_bytes(key.replace(b"+", b" ")).decode("utf-8", "replace")
+    return key + b"=***" if name.strip().lower() in _SENSITIVE else pair.group()
 
 
 class AccessLog:

@@ -166,4 +166,4 @@ async def set_job_status(
 
 def _attempt(raw: str) -> int | None:
     """The optional fencing extension: `attempt=<claim id>` (workers of ours send it)."""
-    return int(raw) if raw.isdecimal() and len(raw) < 19 else None
+    return int(raw) if raw.isascii() and raw.isdecimal() and len(raw) < 19 else None

@@ -56,6 +56,7 @@ _TRANSLITERATION = str.maketrans(
 )
 _GO_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INT64_DIGITS = len(str(_INT64_MAX))
 _TOKEN = re.compile(r"[0-9a-f]{32}", re.ASCII)
 
 
@@ -84,7 +85,12 @@ def parse_go_int(text: str) -> int | None:
     """strconv.ParseInt(text, 10, 64): sign, ASCII digits, int64 range; else None."""
     if not _GO_INT.fullmatch(text):
         return None
-    value = int(text)
+    # int() refuses more than 4300 digits (a ValueError, so a 500): drop leading
+    # zeros, and anything with more significant digits than int64 has is out.
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > _INT64_DIGITS:
+        return None
+    value = -int(digits) if text.startswith("-") else int(digits)
     return value if _INT64_MIN <= value <= _INT64_MAX else None
 
 
