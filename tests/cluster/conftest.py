@@ -17,7 +17,6 @@ FAST = {
     "SDQ_IDLE_POLL_S": "0.5",
     "SDQ_RETRY_BASE_S": "0.1",
     "SDQ_RETRY_CAP_S": "0.5",  # workers come back within 0.5 s of Redis
-    "SDQ_REDIS_TIMEOUT_S": "1.0",
     "SDQ_ACCESS_LOG": "false",
 }
 

@@ -6,6 +6,7 @@ within a bounded time."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -184,3 +185,35 @@ def test_cluster_nginx_config_lives_in_the_data_folder(start_cluster: ClusterFac
     assert f"pid {cluster.data_dir}/nginx/nginx.pid;" in conf
     assert httpx.get(f"{cluster.url}/healthz").status_code == 200
     assert Path(cluster.logs / "nginx-access.log").exists()
+
+
+def test_cluster_add_job_to_a_dead_replica_fails_once_and_is_never_retried(
+    start_cluster: ClusterFactory,
+) -> None:
+    cluster = start_cluster(replicas=2, workers=0)
+    cluster.kill_replica(1)
+    prompts = [f"load retry {i}" for i in range(4)]
+    answers = [
+        httpx.get(
+            f"{cluster.url}/addJob",
+            params={"prompt": p, "number": "1", "resolution": "576x576", "captcha": "good-1"},
+        )
+        for p in prompts
+    ]
+    statuses = [answer.status_code for answer in answers]
+    assert sorted(statuses) == [200, 200, 200, 502], "round robin meets the dead replica once"
+    failed = answers[statuses.index(502)]
+    assert failed.text == '"service unavailable"\n'
+    assert failed.headers["access-control-allow-origin"] == "*"
+    stored = asyncio.run(stored_jobs(cluster.redis_url, "retry"))
+    assert sorted(job["prompt"] for job in stored.values()) == sorted(
+        p for p, status in zip(prompts, statuses, strict=True) if status == 200
+    ), "the failed addJob was not sent to the live replica behind the client's back"
+
+    time.sleep(5.5)  # nginx tries the dead replica again after fail_timeout
+    token = answers[statuses.index(200)].json()
+    reads = [httpx.get(f"{cluster.url}/getJobStatus", params={"token": token}) for _ in range(4)]
+    assert [read.status_code for read in reads] == [200] * 4, "a read is retried on the live one"
+    time.sleep(1.5)  # nginx flushes its access log buffer every second
+    log = (cluster.logs / "nginx-access.log").read_text(encoding="utf-8")
+    assert re.search(r'"GET /getJobStatus" 200 .* 502, 200', log), "nginx logs the retry"
