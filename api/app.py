@@ -12,11 +12,16 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from redis.asyncio import Redis
 
+from api.abuse import AbuseGuard, AbuseLimits
 from api.access_log import AccessLog
 from api.auth import BackendSecrets
+from api.backend_extension import router as backend_router
 from api.captcha import CaptchaVerifier, NoCaptcha
+from api.client_address import ClientAddresses
 from api.health import router as health_router
+from api.images import images_router
 from api.legacy_router import LegacyFirstApp
+from api.metrics import HttpMetrics, HttpMetricsMiddleware, metrics_router
 from api.openapi_legacy import LEGACY_PATHS
 from api.services import Captcha, Services
 from api.settings import ApiSettings
@@ -38,11 +43,14 @@ def create_app(settings: ApiSettings | None = None, redis: Redis | None = None) 
         client = redis if redis is not None else create_redis(settings)
         verify = SiteverifyClient(settings.hcaptcha_verify_url, settings.hcaptcha_timeout_s)
         async with verify as http:
+            queue = Queue(client, settings)
             services = Services(
                 settings=settings,
-                queue=Queue(client, settings),
+                queue=queue,
                 captcha=_captcha(settings, http),
                 secrets=BackendSecrets(settings.all_backend_secrets()),
+                clients=ClientAddresses(settings.trusted_proxies, settings.ipv6_client_prefix),
+                abuse=AbuseGuard(queue, AbuseLimits.from_settings(settings)),
             )
             app.state.services = services
             sweeper = asyncio.create_task(sweep_forever(services.queue, settings.sweep_interval_s))
@@ -55,15 +63,23 @@ def create_app(settings: ApiSettings | None = None, redis: Redis | None = None) 
                 if redis is None:
                     await client.aclose()
 
+    http_metrics = HttpMetrics() if settings.metrics else None
     app = LegacyFirstApp(
         access_log=settings.access_log,
+        http_metrics=http_metrics,
         title="Stable Diffusion job queue",
         version="1.0",
         summary="The legacy job-queue contract, served from Redis.",
         lifespan=lifespan,
     )
     app.include_router(health_router)
+    app.include_router(backend_router)
+    if settings.images_dir is not None:
+        app.include_router(images_router(settings.images_dir))
     install_v2(app, settings)  # the v2 API, and the demo page at /
+    if http_metrics is not None:
+        app.include_router(metrics_router(http_metrics))
+        app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)
     if settings.access_log:
         app.add_middleware(AccessLog)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

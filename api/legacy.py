@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
 from typing import NamedTuple
 
+from api.abuse import RateLimited
 from api.legacy_format import error_body, next_job_body, status_body, string_body
 from api.rules import JobRequest, check_job_request, check_token, is_token_shaped
 from api.services import Services
@@ -22,6 +23,7 @@ from broker.errors import (
     StaleAttempt,
     StorageUnavailable,
     TokenExists,
+    TooManyOpenJobs,
 )
 from broker.states import JobState
 
@@ -38,6 +40,7 @@ class Reply(NamedTuple):
 
 STORAGE_FAILED = Reply(500, string_body("storage unavailable"))
 TOKEN_NOT_FOUND = Reply(404, string_body("token not found"))
+TOO_MANY_REQUESTS = string_body("too many requests")
 _SETTABLE = {"pending": JobState.PENDING, "complete": JobState.COMPLETE}
 
 
@@ -57,6 +60,10 @@ def _broker_errors(
             return Reply(400, string_body("invalid state transition"))
         except StaleAttempt:
             return Reply(409, string_body("stale attempt"))
+        except RateLimited as exc:
+            return Reply(429, TOO_MANY_REQUESTS, ((b"retry-after", b"%d" % exc.retry_after_s),))
+        except TooManyOpenJobs:
+            return Reply(429, string_body("too many open jobs"))
 
     return wrapper
 
@@ -71,14 +78,20 @@ async def add_job(services: Services, params: Params, secret: str, client: str |
     )
     if not isinstance(request, JobRequest):
         return Reply(400, error_body([error.message for error in request]))
+    # The limits come before the captcha, so none is spent on a refused request
+    # (api/abuse.py); the client key is the address or, for IPv6, its /64.
+    token, key = token_source.token_hex(16), services.clients.key(client)
+    await services.abuse.admit(key, token)
     if not await services.captcha.verify(request.captcha, client):
+        await services.abuse.release(key, token)
         return Reply(400, string_body("captcha failed"))
-    return Reply(200, string_body(await _enqueue(services, request)))
+    token = await _enqueue(services, request, token, key)
+    log.info("job added", extra={"token": token})
+    return Reply(200, string_body(token))
 
 
-async def _enqueue(services: Services, request: JobRequest) -> str:
+async def _enqueue(services: Services, request: JobRequest, token: str, client_key: str) -> str:
     for _ in range(3):
-        token = token_source.token_hex(16)
         try:
             await services.queue.add_job(
                 token,
@@ -86,8 +99,11 @@ async def _enqueue(services: Services, request: JobRequest) -> str:
                 request.number,
                 request.width,
                 request.height,
+                client=client_key if services.abuse.max_open else "",
+                max_open=services.abuse.max_open,
             )
         except TokenExists:  # 2**-128 per pair; retried rather than assumed away
+            token = token_source.token_hex(16)
             continue
         return token
     raise StorageUnavailable("could not allocate a token")

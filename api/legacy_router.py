@@ -21,6 +21,7 @@ from api import legacy
 from api.access_log import AccessLog
 from api.auth import bearer_token
 from api.legacy_format import string_body
+from api.metrics import HttpMetrics, HttpMetricsMiddleware
 from api.query import parse_query
 from api.services import Services
 
@@ -35,16 +36,18 @@ _PREFLIGHT = (
     (b"access-control-max-age", b"86400"),
 )
 _INTERNAL_ERROR = legacy.Reply(500, string_body("internal error"))
+_QUERY_TOO_LONG = legacy.Reply(414, string_body("query string too long"))  # SDQ_MAX_QUERY_BYTES
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     handler: Handler
     frontend: bool  # frontend paths send CORS headers on every response
+    needs_client: bool = False  # resolve the client's address (trusted proxies) for it
 
 
 ENDPOINTS: dict[str, Endpoint] = {
-    "/addJob": Endpoint(legacy.add_job, frontend=True),
+    "/addJob": Endpoint(legacy.add_job, frontend=True, needs_client=True),
     "/getJobStatus": Endpoint(legacy.get_job_status, frontend=True),
     "/getNextJob": Endpoint(legacy.get_next_job, frontend=False),
     "/setJobStatus": Endpoint(legacy.set_job_status, frontend=False),
@@ -73,9 +76,11 @@ class LegacyRouter:
     async def _handle(self, endpoint: Endpoint, scope: Scope) -> legacy.Reply:
         try:
             services: Services = scope["app"].state.services
+            if len(scope["query_string"]) > services.settings.max_query_bytes:
+                return _QUERY_TOO_LONG
             params = parse_query(scope["query_string"])
             secret = params.get("secret", "") or bearer_token(_header(scope, b"authorization"))
-            client = scope["client"][0] if scope.get("client") else None
+            client = services.clients.address(scope) if endpoint.needs_client else None
             return await endpoint.handler(services, params, secret, client)
         except Exception:
             log.exception("unhandled error on %s", scope["path"])
@@ -91,10 +96,15 @@ class LegacyFirstApp(FastAPI):
     `access_log`, legacy requests are logged by the same redacting AccessLog.
     """
 
-    def __init__(self, *, access_log: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *, access_log: bool = False, http_metrics: HttpMetrics | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         router = LegacyRouter(super().__call__)
-        self._legacy: ASGIApp = AccessLog(router) if access_log else router
+        legacy: ASGIApp = AccessLog(router) if access_log else router
+        if http_metrics is not None:
+            legacy = HttpMetricsMiddleware(legacy, http_metrics, by_path=True)
+        self._legacy = legacy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in ENDPOINTS:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from api.abuse import AbuseGuard
 from api.auth import BackendSecrets
+from api.client_address import ClientAddresses
 from api.settings import ApiSettings
 from broker.queue import Queue
 
@@ -20,3 +22,5 @@ class Services:
     queue: Queue
     captcha: Captcha
     secrets: BackendSecrets
+    clients: ClientAddresses
+    abuse: AbuseGuard

@@ -12,8 +12,15 @@ touch several keys at once, also run on Redis Cluster.
     {p}:leases        zset   pending jobs, member token, score = lease end (ms)
     {p}:stats         hash   monotonic counters (added, completed, failed, requeued…)
     {p}:wakeup        list   pushed on every new job; idle workers BLPOP on it
-    {p}:workers       zset   live workers, score = last heartbeat (ms)
-    {p}:render_ms     hash   per-resolution sums of render time, for ETAs
+    {p}:workers       zset   workers, member = worker id, score = last seen (ms, Redis clock);
+                             refreshed every SDQ_REPORT_INTERVAL_S (default 5 s) and at
+                             least every idle poll, removed on graceful exit, pruned
+                             after a day: count a worker live if seen in the last 30 s
+    {p}:render_ms     hash   render time per resolution, for ETAs, fields per "<W>x<H>":
+                             <W>x<H>:images   images rendered (sum, integer)
+                             <W>x<H>:ms       their render time in ms (sum, integer)
+                             <W>x<H>:ewma_ms  per-image ms weighted to recent reports
+                             (written by broker/scripts/record_renders.lua)
     {p}:sweep_lock    string lets one replica at a time run the periodic sweep
     {p}:client:<addr> zset   one client's open jobs (score 0) and slots held while its
                              captcha is checked (score = hold end, ms): the open-jobs cap
