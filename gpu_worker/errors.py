@@ -5,7 +5,8 @@ WorkerError
 ├── SourceRefused       the API refuses this worker (wrong secret): stop, exit 2
 ├── LeaseLost           the claim expired or was superseded: stop the job, never complete
 ├── RenderFailed        the renderer raised (e.g. CUDA out of memory): release the job
-└── StoreFailed         an image could not be stored after retries: release the job
+├── StoreFailed         an image could not be stored after retries: release the job
+└── ModelLoadError      the model cannot be loaded as configured: stop before claiming, exit 2
 """
 
 
@@ -31,3 +32,7 @@ class RenderFailed(WorkerError):
 
 class StoreFailed(WorkerError):
     """Storage kept failing for one image."""
+
+
+class ModelLoadError(WorkerError):
+    """The model cannot be loaded as configured; the worker stops before claiming a job."""

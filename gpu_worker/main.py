@@ -13,6 +13,7 @@ import signal
 
 from api.logs import configure_logging
 from gpu_worker.build import build_worker
+from gpu_worker.errors import ModelLoadError
 from gpu_worker.settings import WorkerSettings
 from gpu_worker.worker import Worker
 
@@ -22,7 +23,11 @@ log = logging.getLogger(__name__)
 def run_worker(settings: WorkerSettings) -> int:
     configure_logging()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines show URLs
-    worker = build_worker(settings)
+    try:
+        worker = build_worker(settings)
+    except ModelLoadError as exc:
+        log.error("cannot start the worker: %s", exc)
+        return 2
     log.info(
         "worker %s: transport %s, renderer %s, storage %s",
         settings.identity(), settings.transport, settings.renderer, settings.storage,

@@ -36,7 +36,7 @@ class WorkerSettings(BrokerSettings):
     s3_endpoint_url: str | None = None
 
     # diffusers renderer
-    model: str = "runwayml/stable-diffusion-v1-5"  # a model id or a local folder
+    model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # a model id or a local folder
     device: str | None = None  # default: cuda when available, else cpu
     batch_size: int = Field(default=4, ge=1)
     steps: int = Field(default=30, ge=1)

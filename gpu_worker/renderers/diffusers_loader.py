@@ -24,15 +24,14 @@ from typing import Any
 import torch
 from diffusers import AutoPipelineForText2Image
 
+from gpu_worker.errors import ModelLoadError
 from gpu_worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
+__all__ = ["ModelLoadError", "PipelineSpec", "load_pipeline"]
+
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-
-
-class ModelLoadError(Exception):
-    """The model cannot be loaded as configured; the worker stops before claiming a job."""
 
 
 @dataclass(frozen=True, slots=True)
