@@ -84,9 +84,7 @@ class Uvicorn:
         ]
 
     def start(self, timeout_s: float = 30.0) -> Uvicorn:
-        self.process = subprocess.Popen(
-            self.command(), env={**os.environ, **self.env}
-        )
+        self.process = subprocess.Popen(self.command(), env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
