@@ -11,7 +11,9 @@ import re
 import time
 from urllib.parse import unquote_to_bytes
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.asgi_status import StatusRecorder
 
 log = logging.getLogger("sdq.access")
 
@@ -46,16 +48,9 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        recorder = StatusRecorder(send)
         try:
-            await self.app(scope, receive, send_and_note)
+            await self.app(scope, receive, recorder)
         finally:
             query = redact_query(scope["query_string"])
             client = scope["client"][0] if scope.get("client") else "-"
@@ -65,6 +60,6 @@ class AccessLog:
                 scope["method"],
                 scope["path"],
                 f"?{query}" if query else "",
-                status,
+                recorder.status,
                 (time.perf_counter() - started) * 1000,
             )

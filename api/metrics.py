@@ -32,8 +32,9 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
 from redis.exceptions import RedisError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.asgi_status import StatusRecorder
 from broker.queue import Queue
 
 # Upper bounds (ms) of the claim-to-complete histogram: the list in
@@ -93,19 +94,12 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        recorder = StatusRecorder(send)
         try:
-            await self.app(scope, receive, send_and_note)
+            await self.app(scope, receive, recorder)
         finally:
             endpoint = scope["path"] if self.by_path else _endpoint(scope)
-            self.metrics.observe(endpoint, status, time.perf_counter() - started)
+            self.metrics.observe(endpoint, recorder.status, time.perf_counter() - started)
 
 
 def _endpoint(scope: Scope) -> str:

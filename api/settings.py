@@ -6,13 +6,12 @@ Unsafe combinations are refused at start-up, not discovered in production.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Self
 
 from limits import parse_many
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
 
-from broker.settings import BrokerSettings
+from broker.settings import BrokerSettings, CommaSeparated
 
 HCAPTCHA_VERIFY_URL = "https://api.hcaptcha.com/siteverify"
 
@@ -22,7 +21,7 @@ class ApiSettings(BrokerSettings):
     port: int = Field(default=9090, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
 
-    backend_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    backend_secrets: CommaSeparated[SecretStr] = Field(default_factory=list)
     backend_secrets_file: Path | None = None
 
     hcaptcha_secret: SecretStr | None = None
@@ -39,7 +38,7 @@ class ApiSettings(BrokerSettings):
     # abuse limits, proxies and metrics (docs/operations.md): /addJob per client address
     addjob_rate: str = ""  # `limits` syntax, e.g. "10/minute;100/hour"; "" = no limit
     max_open_jobs_per_client: int = Field(default=0, ge=0)  # new or pending jobs; 0 = no cap
-    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
+    trusted_proxies: CommaSeparated[IPvAnyNetwork] = Field(default_factory=list)
     ipv6_client_prefix: int = Field(default=64, ge=1, le=128)  # one client = one /64
     max_query_bytes: int = Field(default=16 * 1024, ge=1024)
     metrics: bool = True
@@ -69,13 +68,6 @@ class ApiSettings(BrokerSettings):
             except ValueError as exc:
                 raise ValueError(f'SDQ_ADDJOB_RATE: {exc} (e.g. "10/minute;100/hour")') from exc
         return value.strip()
-
-    @field_validator("backend_secrets", "trusted_proxies", mode="before")
-    @classmethod
-    def _split_secrets(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Self:

@@ -6,17 +6,30 @@ one settings object from the environment (prefix `SDQ_`).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+T = TypeVar("T")
+
+
+def split_commas(value: object) -> object:
+    """`a, b,c` from the environment -> ['a', 'b', 'c']; lists pass through."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+# A list read from one comma-separated environment variable (not JSON).
+CommaSeparated = Annotated[list[T], NoDecode, BeforeValidator(split_commas)]
 
 
 class BrokerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SDQ_", extra="ignore", frozen=True)
 
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
-    redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    redis_sentinels: CommaSeparated[str] = Field(default_factory=list)
     redis_sentinel_service: str = "mymaster"
     redis_sentinel_password: SecretStr | None = None  # the sentinels' own, if they have one
     redis_timeout_s: float = Field(default=2.0, gt=0)
@@ -28,13 +41,6 @@ class BrokerSettings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     retention_s: int = Field(default=7 * 24 * 3600, ge=1)
     sweep_limit: int = Field(default=100, ge=1)
-
-    @field_validator("redis_sentinels", mode="before")
-    @classmethod
-    def _split_hosts(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @property
     def retention_ms(self) -> int:

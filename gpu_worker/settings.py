@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic import Field, SecretStr, model_validator
 
-from broker.settings import BrokerSettings
+from broker.settings import BrokerSettings, CommaSeparated
 
 
 class WorkerSettings(BrokerSettings):
@@ -22,7 +21,7 @@ class WorkerSettings(BrokerSettings):
     # http transport
     api_url: str = "http://127.0.0.1:9090"
     backend_secret: SecretStr | None = None  # default: the first of SDQ_BACKEND_SECRETS
-    backend_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    backend_secrets: CommaSeparated[SecretStr] = Field(default_factory=list)
     http_timeout_s: float = Field(default=10.0, gt=0)
     http_poll_s: float = Field(default=1.0, gt=0)  # idle poll of /getNextJob
 
@@ -54,13 +53,6 @@ class WorkerSettings(BrokerSettings):
     retry_cap_s: float = Field(default=15.0, gt=0)  # longest pause
     store_attempts: int = Field(default=3, ge=1)  # tries per image before the job is released
     report_interval_s: float = Field(default=5.0, gt=0)  # render times and liveness
-
-    @field_validator("backend_secrets", mode="before")
-    @classmethod
-    def _split_secrets(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @model_validator(mode="after")
     def _refuse_incomplete(self) -> Self:

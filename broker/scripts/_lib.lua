@@ -152,3 +152,19 @@ local function start_lease(K, token, member, now, lease_ms, worker)
     'lease_until', now + lease_ms, 'progress', 0, 'worker', worker)
   return claim
 end
+
+-- The fence of every call a claim makes after claiming: the job must exist, be
+-- pending, and still belong to this claim. Returns an error code, or nil.
+local function claim_error(job_key, attempt)
+  local f = redis.call('HMGET', job_key, 'state', 'claims')
+  if not f[1] then
+    return 'NOT_FOUND'
+  end
+  if f[1] ~= 'pending' then
+    return 'BAD_TRANSITION'
+  end
+  if attempt ~= f[2] then
+    return 'STALE_ATTEMPT'
+  end
+  return nil
+end

@@ -18,15 +18,9 @@ Returns:
 
 local K = queue_keys()
 local token = ARGV[1]
-local f = redis.call('HMGET', K.job_prefix .. token, 'state', 'claims')
-if not f[1] then
-  return {'NOT_FOUND'}
-end
-if f[1] ~= 'pending' then
-  return {'BAD_TRANSITION'}
-end
-if ARGV[2] ~= f[2] then
-  return {'STALE_ATTEMPT'}
+local refused = claim_error(K.job_prefix .. token, ARGV[2])
+if refused then
+  return {refused}
 end
 local outcome = give_up_attempt(K, token, now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4]),
   ARGV[5])

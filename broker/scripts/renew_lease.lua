@@ -17,15 +17,9 @@ Returns:
 local K = queue_keys()
 local token = ARGV[1]
 local jk = K.job_prefix .. token
-local f = redis.call('HMGET', jk, 'state', 'claims')
-if not f[1] then
-  return {'NOT_FOUND'}
-end
-if f[1] ~= 'pending' then
-  return {'BAD_TRANSITION'}
-end
-if ARGV[2] ~= f[2] then
-  return {'STALE_ATTEMPT'}
+local refused = claim_error(jk, ARGV[2])
+if refused then
+  return {refused}
 end
 local until_ms = now_ms() + tonumber(ARGV[3])
 redis.call('ZADD', K.leases, until_ms, token)
