@@ -8,7 +8,8 @@ added one at a time to an idle direct worker, from creation to claim (both
 stamped by the Redis clock, so at millisecond resolution).
 
 Every worker is its own process, started and connected before the clock starts.
-Timings on these machines swing from run to run: compare the ratios.
+Timings on these machines swing from run to run: compare the ratios, and use
+`--repeat N` for the medians of N rounds (each round runs every drain once).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import multiprocessing as mp
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -170,12 +172,16 @@ def run_rq(workers: int, jobs: int, engine: EmbeddedRedis) -> Row:
         proc.start()
     for ready in readies:
         ready.wait(60)
+    finished = queue.finished_job_registry
     started = time.perf_counter()
     go.set()
+    # The clock stops at the last job done, as for ours (not at the processes' exit).
+    while finished.get_job_count(cleanup=False) < jobs and any(p.is_alive() for p in procs):
+        time.sleep(0.002)
+    seconds = time.perf_counter() - started
     for proc in procs:
         proc.join(600)
-    seconds = time.perf_counter() - started
-    done = queue.finished_job_registry.count
+    done = finished.count
     connection.close()
     return Row("RQ SimpleWorker", workers, done, seconds)
 
@@ -252,30 +258,38 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.worker", description=__doc__)
     parser.add_argument("--jobs", type=int, default=2000, help="jobs per drain")
     parser.add_argument("--wakeups", type=int, default=200, help="wake-up samples")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of every drain (medians are shown)"
+    )
     args = parser.parse_args(argv)
 
     engine = EmbeddedRedis().start()
     api, api_url = start_api(engine)
-    rows: list[Row] = []
+    rounds: list[list[Row]] = []
     try:
-        for workers in (1, 4):
-            rows.append(run_rq(workers, args.jobs, engine))
-        for transport in ("redis", "http"):
-            for workers in (1, 4):
-                rows.append(run_ours(transport, workers, args.jobs, engine, api_url))
+        for _ in range(max(1, args.repeat)):
+            rows = [run_rq(workers, args.jobs, engine) for workers in (1, 4)]
+            for transport in ("redis", "http"):
+                for workers in (1, 4):
+                    rows.append(run_ours(transport, workers, args.jobs, engine, api_url))
+            rounds.append(rows)
         wakeups = run_wakeup(args.wakeups, engine)
     finally:
         api.terminate()
         api.wait(30)
         engine.stop()
 
-    baseline = rows[0].rate
     print(f"\nqueue overhead: zero-cost renderer, {args.jobs} pre-filled jobs, 1 image each")
+    if len(rounds) > 1:
+        print(f"{len(rounds)} rounds: medians; x RQ is the median of each round's own ratio")
     print(f"{'transport':<18} {'workers':>7} {'jobs':>6} {'seconds':>8} {'jobs/s':>8} {'x RQ':>6}")
-    for row in rows:
+    for i, row in enumerate(rounds[0]):
+        runs = [rows[i] for rows in rounds]
+        ratio = statistics.median(rows[i].rate / rows[0].rate for rows in rounds)
         print(
-            f"{row.name:<18} {row.workers:>7} {row.jobs:>6} {row.seconds:>8.2f} "
-            f"{row.rate:>8.0f} {row.rate / baseline:>6.2f}"
+            f"{row.name:<18} {row.workers:>7} {row.jobs:>6} "
+            f"{statistics.median(r.seconds for r in runs):>8.2f} "
+            f"{statistics.median(r.rate for r in runs):>8.0f} {ratio:>6.2f}"
         )
     print(
         f"\nwake-up (job added -> claimed by an idle direct worker, {len(wakeups)} samples, "

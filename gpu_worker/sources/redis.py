@@ -2,13 +2,15 @@
 
 Two clients: one for the short calls, and one whose socket timeout outlasts the
 blocking wait on the wake-up list (a BLPOP longer than the socket timeout would
-read as a dead connection).
+read as a dead connection). The short calls hold one connection of their pool
+for good (`Redis.client()`): a worker makes one call at a time, and checking a
+connection out of the shared blocking pool and back costs about as much CPU
+as the call itself (≈ 100 µs of ≈ 200 µs, measured here), twice per job.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 
 from redis.asyncio import Redis
 
@@ -22,15 +24,26 @@ from gpu_worker.sources.base import Lease, RenderSample
 from gpu_worker.telemetry import Telemetry
 
 
-@asynccontextmanager
-async def _translated() -> AsyncIterator[None]:
-    """Broker errors in the worker's terms: unreachable -> retry; fenced -> lease lost."""
-    try:
-        yield
-    except StorageUnavailable as exc:
-        raise SourceUnavailable(f"redis: {exc}") from exc
-    except (StaleAttempt, InvalidTransition, JobNotFound) as exc:
-        raise LeaseLost(type(exc).__name__) from exc
+class _Translated:
+    """Broker errors in the worker's terms: unreachable -> retry; fenced -> lease lost.
+    A plain class, not @asynccontextmanager: it wraps every call, twice per job."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, StorageUnavailable):
+            raise SourceUnavailable(f"redis: {exc}") from exc
+        if isinstance(exc, (StaleAttempt, InvalidTransition, JobNotFound)):
+            raise LeaseLost(type(exc).__name__) from exc
+
+
+_translated = _Translated()
 
 
 class RedisSource:
@@ -44,16 +57,15 @@ class RedisSource:
         waiter: Redis | None = None,
     ) -> None:
         wait_timeout = settings.idle_poll_s + settings.redis_timeout_s
-        self._redis = redis or create_redis(settings)
-        self._waiter = waiter or create_redis(
-            settings.model_copy(update={"redis_timeout_s": wait_timeout})
-        )
-        # Clients passed in belong to the caller; only ours are closed by aclose().
-        self._owned = [
-            client
-            for client, given in ((self._redis, redis), (self._waiter, waiter))
-            if given is None
-        ]
+        self._owned: list[Redis] = []  # closed by aclose(); clients passed in are the caller's
+        if redis is None:
+            pooled = create_redis(settings)
+            redis = pooled.client()  # one connection held for good: see the module's doc
+            self._owned += [redis, pooled]  # the held connection goes back, then the pool closes
+        if waiter is None:
+            waiter = create_redis(settings.model_copy(update={"redis_timeout_s": wait_timeout}))
+            self._owned.append(waiter)
+        self._redis, self._waiter = redis, waiter
         self._settings = settings
         self._worker_id = worker_id
         self.queue = Queue(self._redis, settings)
@@ -61,32 +73,32 @@ class RedisSource:
         self._telemetry = Telemetry(self._redis, self.queue.keys)
 
     async def claim(self) -> Lease | None:
-        async with _translated():
+        async with _translated:
             claim = await self.queue.claim(self._worker_id, self._settings.worker_lease_ms)
         if claim is None:
             return None
         return Lease(claim.job, claim.attempt, claim.lease_until_ms)
 
     async def wait_for_work(self) -> None:
-        async with _translated():
+        async with _translated:
             await self._wait_queue.wait_for_work(self._settings.idle_poll_s)
 
     async def renew(self, lease: Lease, progress: int) -> None:
-        async with _translated():
+        async with _translated:
             await self.queue.renew_lease(
                 lease.job.token, _attempt(lease), self._settings.worker_lease_ms, progress
             )
 
     async def complete(self, lease: Lease) -> None:
-        async with _translated():
+        async with _translated:
             await self.queue.complete(lease.job.token, _attempt(lease))
 
     async def release(self, lease: Lease, reason: str) -> JobState | None:
-        async with _translated():
+        async with _translated:
             return await self.queue.release(lease.job.token, _attempt(lease), reason)
 
     async def report(self, samples: list[RenderSample], leaving: bool) -> None:
-        async with _translated():
+        async with _translated:
             await self._telemetry.record(self._worker_id, samples, leaving)
 
     async def aclose(self) -> None:
