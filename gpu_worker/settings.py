@@ -6,8 +6,9 @@ import os
 import socket
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from broker.settings import BrokerSettings, CommaSeparated
 
@@ -53,6 +54,14 @@ class WorkerSettings(BrokerSettings):
     retry_cap_s: float = Field(default=15.0, gt=0)  # longest pause
     store_attempts: int = Field(default=3, ge=1)  # tries per image before the job is released
     report_interval_s: float = Field(default=5.0, gt=0)  # render times and liveness
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"SDQ_API_URL must be http(s)://host[:port], not {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _refuse_incomplete(self) -> Self:

@@ -90,3 +90,9 @@ def test_worker_settings_refuse_http_without_a_secret_and_s3_without_a_bucket() 
         WorkerSettings(transport="http")
     with pytest.raises(ValueError, match="SDQ_S3_BUCKET"):
         WorkerSettings(storage="s3")
+
+
+@pytest.mark.parametrize("url", ["ftp://api:9090", "127.0.0.1:9090", "http://", "not a url"])
+def test_worker_settings_refuse_an_api_url_that_is_not_http(url: str) -> None:
+    with pytest.raises(ValueError, match="SDQ_API_URL"):
+        WorkerSettings(api_url=url)
