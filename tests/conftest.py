@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from api.app import create_app
 from api.settings import ApiSettings
-from broker.embedded import EmbeddedRedis
+from broker.embedded import EmbeddedRedis, free_port
 from broker.queue import Queue
 from tests.support.fake_hcaptcha import FakeHCaptcha
 
@@ -77,3 +77,22 @@ async def client(redis: Redis, settings: ApiSettings) -> AsyncIterator[httpx.Asy
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://sdq.test") as http:
             yield http
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible server on loopback (moto's), reached through the real boto3."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake AWS credentials for the loopback S3 server (boto3 insists on some)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")

@@ -4,36 +4,18 @@ does not check signatures, so the signing itself is boto3's, not re-tested here)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3  # type: ignore[import-untyped]  # boto3 ships no type hints
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
 from api.settings import ApiSettings
 from api.v2.images import LocalImages, PresignedImages, PublicImages, image_urls
-from broker.embedded import free_port
 
 TOKEN = "45b825dd9eb2e9602749ac4b74b3d9d9"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
 
 
 def api_settings(**values: Any) -> ApiSettings:
