@@ -20,7 +20,8 @@ from broker.embedded import EmbeddedRedis
 BANNER = """
   Stable Diffusion job queue is up.
 
-    API            http://127.0.0.1:{port}/   (docs: /docs)
+    demo page      http://127.0.0.1:{port}/
+    API            http://127.0.0.1:{port}/   (docs: /docs, v2: /v2/jobs)
     Redis          {redis}
     data folder    {data}
     backend secret {secret}
