@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from fastapi import FastAPI
@@ -58,10 +58,9 @@ def create_app(settings: ApiSettings | None = None, redis: Redis | None = None) 
                 yield
             finally:
                 sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                await _bounded(sweeper)
                 if redis is None:
-                    await client.aclose()
+                    await _bounded(client.aclose())
 
     http_metrics = HttpMetrics() if settings.metrics else None
     app = LegacyFirstApp(
@@ -84,6 +83,14 @@ def create_app(settings: ApiSettings | None = None, redis: Redis | None = None) 
         app.add_middleware(AccessLog)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+async def _bounded(step: Awaitable[object], seconds: float = 5.0) -> None:
+    """A shutdown step that cannot hold the process: after `seconds` it is abandoned
+    (a stuck connection must not keep a replica from stopping)."""
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        async with asyncio.timeout(seconds):
+            await step
 
 
 def _captcha(settings: ApiSettings, http: SiteverifyClient) -> Captcha:
