@@ -15,14 +15,15 @@ from redis.asyncio import Redis
 from api.abuse import AbuseGuard, AbuseLimits
 from api.access_log import AccessLog
 from api.auth import BackendSecrets
-from api.backend_extension import router as backend_router
 from api.captcha import CaptchaVerifier, NoCaptcha
 from api.client_address import ClientAddresses
+from api.demo import install as install_demo
 from api.health import router as health_router
 from api.images import images_router
-from api.legacy_router import LegacyFirstApp
+from api.legacy.backend import router as backend_router
+from api.legacy.openapi import LEGACY_PATHS
+from api.legacy.router import LegacyFirstApp
 from api.metrics import HttpMetrics, HttpMetricsMiddleware, metrics_router
-from api.openapi_legacy import LEGACY_PATHS
 from api.services import Captcha, Services
 from api.settings import ApiSettings
 from api.siteverify import SiteverifyClient
@@ -75,7 +76,8 @@ def create_app(settings: ApiSettings | None = None, redis: Redis | None = None) 
     app.include_router(backend_router)
     if settings.images_dir is not None:
         app.include_router(images_router(settings.images_dir))
-    install_v2(app, settings)  # the v2 API, and the demo page at /
+    install_v2(app, settings)
+    install_demo(app)  # the demo page at /
     if http_metrics is not None:
         app.include_router(metrics_router(http_metrics))
         app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)

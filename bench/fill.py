@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from broker.connection import create_redis
 from broker.queue import Queue
 from broker.settings import BrokerSettings
-from broker.sqlite_import import LegacyJob
 from broker.states import JobState
+from sdq.migrate.sqlite import LegacyJob
 
 BATCH = 5_000
 SPACING_MS = 50  # creation times 50 ms apart: 100,000 jobs span about 83 minutes

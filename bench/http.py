@@ -25,9 +25,9 @@ from redis import Redis
 from bench.fill import fill, poll_tokens
 from bench.servers import Uvicorn
 from bench.wrk import Load, WrkResult, require_wrk, run_wrk
-from broker.embedded import EmbeddedRedis
 from broker.settings import BrokerSettings
-from tests.support.fake_hcaptcha import FakeHCaptcha
+from sdq.doubles.fake_hcaptcha import FakeHCaptcha
+from sdq.embedded_redis import EmbeddedRedis
 
 SECRET = "bench-backend-secret"
 PREFIX = "bench"

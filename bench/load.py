@@ -39,9 +39,9 @@ import orjson
 import uvloop
 from redis.asyncio import Redis
 
-from api.cluster import Cluster
 from broker.keys import QueueKeys
-from tests.support.fake_hcaptcha import FakeHCaptcha
+from sdq.cluster import Cluster
+from sdq.doubles.fake_hcaptcha import FakeHCaptcha
 
 DONE = ("complete", "failed")
 

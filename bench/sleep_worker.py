@@ -17,12 +17,12 @@ import time
 import uvloop
 from PIL import Image
 
-from api.logs import configure_logging
 from gpu_worker.build import build_source, build_store
-from gpu_worker.main import serve
 from gpu_worker.renderers.base import RenderRequest
 from gpu_worker.settings import WorkerSettings
 from gpu_worker.worker import Worker
+from sdq.logs import configure_logging
+from sdq.worker import serve
 
 
 @functools.cache

@@ -33,14 +33,14 @@ import httpx
 import redis as sync_redis
 from redis.asyncio import Redis
 
-from broker.embedded import EmbeddedRedis, free_port
 from broker.queue import Queue
-from gpu_worker.main import serve
 from gpu_worker.renderers.base import RenderRequest
 from gpu_worker.settings import WorkerSettings
 from gpu_worker.sources.http import HttpSource
 from gpu_worker.sources.redis import RedisSource
 from gpu_worker.worker import Worker
+from sdq.embedded_redis import EmbeddedRedis, free_port
+from sdq.worker import serve
 
 SECRET = "bench-secret"
 API_PREFIX = "bench-http"  # the API process serves one queue; HTTP runs share it
@@ -235,7 +235,7 @@ def start_api(engine: EmbeddedRedis) -> tuple[subprocess.Popen[bytes], str]:
         SDQ_ACCESS_LOG="false",
         SDQ_LOG_JSON="false",
     )
-    cmd = [sys.executable, "-m", "api.cli", "api", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "sdq.cli", "api", "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen([*cmd, "--workers", "2"], env=env, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

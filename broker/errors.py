@@ -8,7 +8,7 @@
     ├── TokenExists          a new job's token is already taken (import, collision)
     └── TooManyOpenJobs      the client already holds its cap of unfinished jobs
 
-Scripts return these as error codes; `broker.scripts.raise_for_code` is the one
+Scripts return these as error codes; `broker.lua.raise_for_code` is the one
 place that turns a code into an exception.
 """
 

@@ -14,12 +14,12 @@ from broker.details import JobDetails, QueueStats
 from broker.errors import StorageUnavailable
 from broker.job import Claim, JobStatus, NextJob
 from broker.keys import QueueKeys
-from broker.scripts import Scripts, raise_for_code, script_source
+from broker.lua import Scripts, raise_for_code, script_source
 from broker.settings import BrokerSettings
 from broker.states import JobState
 
 if TYPE_CHECKING:
-    from broker.sqlite_import import LegacyJob
+    from sdq.migrate.sqlite import LegacyJob
 
 P = ParamSpec("P")
 T = TypeVar("T")

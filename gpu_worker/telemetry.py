@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from broker.errors import StorageUnavailable
 from broker.keys import QueueKeys
-from broker.scripts import Scripts
+from broker.lua import Scripts
 from gpu_worker.sources.base import RenderSample
 
 FORGET_WORKER_AFTER_MS = 24 * 3600 * 1000

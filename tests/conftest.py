@@ -14,9 +14,9 @@ from redis.asyncio import Redis
 
 from api.app import create_app
 from api.settings import ApiSettings
-from broker.embedded import EmbeddedRedis, free_port
 from broker.queue import Queue
-from tests.support.fake_hcaptcha import FakeHCaptcha
+from sdq.doubles.fake_hcaptcha import FakeHCaptcha
+from sdq.embedded_redis import EmbeddedRedis, free_port
 
 BACKEND_SECRET = "backend-secret-1"
 ROTATED_SECRET = "backend-secret-2"

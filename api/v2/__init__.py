@@ -1,4 +1,4 @@
-"""The v2 API (JSON, OpenAPI-documented, beside the legacy paths) and the demo page.
+"""The v2 API: JSON, OpenAPI-documented, beside the legacy paths.
 
 POST   /v2/jobs                  queue a job (the rules and captcha of /addJob)
 GET    /v2/jobs/{token}          state, position, progress, ETA, image URLs
@@ -6,7 +6,6 @@ DELETE /v2/jobs/{token}          cancel it
 GET    /v2/jobs/{token}/events   Server-Sent Events of the same
 GET    /v2/queue                 depth, live workers, throughput, render times
 GET    /v2/config                what the demo page needs (captcha site key, ...)
-GET    /                         the demo page (api/static/)
 """
 
 from __future__ import annotations
@@ -14,15 +13,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.settings import ApiSettings
-from api.v2 import demo
 from api.v2.images import image_urls
 from api.v2.routes import router
 from api.v2.view import V2Context
 
 
 def install(app: FastAPI, settings: ApiSettings) -> None:
-    """Adds the v2 routes, the demo page and its static files to the app."""
+    """Adds the v2 routes to the app."""
     app.state.v2 = V2Context(settings, image_urls(settings))
     app.include_router(router)
-    app.include_router(demo.router)
-    app.mount("/static", demo.static_files(), name="static")

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.abuse import RateLimited
-from api.rules import FieldError
+from api.legacy.rules import FieldError
 from broker.errors import InvalidTransition, JobNotFound, StorageUnavailable, TooManyOpenJobs
 
 log = logging.getLogger(__name__)

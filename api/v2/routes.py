@@ -7,9 +7,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
-from api.query import go_trim
-from api.rules import MAX_NUMBER, MIN_NUMBER, RESOLUTIONS, FieldError, JobRequest, is_token_shaped
-from api.rules import check_job_request as check_rules
+from api.legacy.query import go_trim
+from api.legacy.rules import (
+    MAX_NUMBER,
+    MIN_NUMBER,
+    RESOLUTIONS,
+    FieldError,
+    JobRequest,
+    is_token_shaped,
+)
+from api.legacy.rules import check_job_request as check_rules
 from api.services import Services
 from api.v2.errors import NOT_FOUND, ApiError, V2Route
 from api.v2.events import HEADERS, EventStreamResponse, JobStream, fingerprint

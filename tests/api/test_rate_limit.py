@@ -19,9 +19,9 @@ from redis.asyncio import Redis
 
 from api.app import create_app
 from api.settings import ApiSettings
-from broker.embedded import free_port
+from sdq.doubles.fake_hcaptcha import FakeHCaptcha
+from sdq.embedded_redis import free_port
 from tests.conftest import BACKEND_SECRET
-from tests.support.fake_hcaptcha import FakeHCaptcha
 
 ADD = {"prompt": "a cat", "number": "1", "resolution": "768x576", "captcha": "good-1"}
 ALICE, BOB = "203.0.113.7", "198.51.100.20"

@@ -19,11 +19,11 @@ from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from api.app import create_app
-from api.openapi_legacy import LEGACY_PATHS
+from api.legacy.openapi import LEGACY_PATHS
 from api.settings import ApiSettings
-from broker.embedded import EmbeddedRedis
+from sdq.doubles.fake_hcaptcha import FakeHCaptcha
+from sdq.embedded_redis import EmbeddedRedis
 from tests.conftest import BACKEND_SECRET
-from tests.support.fake_hcaptcha import FakeHCaptcha
 
 EXAMPLES = 10  # per operation and mode: the whole run stays within seconds
 STACK_TRACE_MARKERS = (b"Traceback (most recent call last)", b'File "/', b"Error:")

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from broker.embedded import EmbeddedRedis
 from broker.queue import Queue
 from broker.settings import BrokerSettings
+from sdq.embedded_redis import EmbeddedRedis
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from broker.embedded import EmbeddedRedis
 from broker.errors import InvalidTransition, TokenExists
 from broker.job import Claim
 from broker.queue import Queue
 from broker.states import JobState
+from sdq.embedded_redis import EmbeddedRedis
 from tests.broker.helpers import add, check_indexes, token
 
 REPLICAS = 4

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from broker.connection import create_redis
-from broker.embedded import EmbeddedRedis
 from broker.settings import BrokerSettings
+from sdq.embedded_redis import EmbeddedRedis
 
 
 async def test_create_redis_queues_a_burst_beyond_the_pool_instead_of_failing(

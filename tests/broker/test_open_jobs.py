@@ -147,7 +147,7 @@ async def test_durations_failed_and_cancelled_jobs_are_not_counted(queue: Queue)
 
 
 def test_durations_buckets_match_the_lua_list() -> None:
-    lib = (resources.files("broker") / "scripts" / "_lib.lua").read_text(encoding="utf-8")
+    lib = (resources.files("broker.lua") / "_lib.lua").read_text(encoding="utf-8")
     found = re.search(r"local bounds = \{([0-9, ]+)\}", lib)
     assert found is not None
     assert tuple(int(b) for b in found.group(1).split(",")) == DURATION_BUCKETS_MS

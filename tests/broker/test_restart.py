@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from broker.embedded import EmbeddedRedis
 from broker.errors import StorageUnavailable
 from broker.queue import Queue
 from broker.settings import BrokerSettings
 from broker.states import JobState
+from sdq.embedded_redis import EmbeddedRedis
 from tests.broker.helpers import add, check_indexes, eventually, job_hashes, token
 
 

@@ -11,8 +11,8 @@ import pytest
 from redis.asyncio import Redis
 
 from broker.errors import BrokerError, InvalidTransition, JobNotFound, StaleAttempt, TokenExists
+from broker.lua import raise_for_code, script_names, script_source
 from broker.queue import Queue
-from broker.scripts import raise_for_code, script_names, script_source
 from broker.states import JobState
 from tests.broker.helpers import add, token
 
@@ -28,7 +28,7 @@ def lib_layout() -> set[int]:
 
 
 def raw(name: str) -> str:
-    return (resources.files("broker") / "scripts" / f"{name}.lua").read_text(encoding="utf-8")
+    return (resources.files("broker.lua") / f"{name}.lua").read_text(encoding="utf-8")
 
 
 def header_of(name: str) -> str:

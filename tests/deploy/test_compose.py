@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from api.cli import _parser
-from api.cluster import find_nginx
-from api.nginx_conf import compose_site, main_config
 from api.settings import ApiSettings
 from gpu_worker.settings import WorkerSettings
+from sdq.cli import _parser
+from sdq.cluster import find_nginx
+from sdq.nginx_conf import compose_site, main_config
 
 ROOT = Path(__file__).resolve().parents[2]
 OUR_IMAGES = {"Dockerfile.api", "Dockerfile.worker"}
@@ -128,7 +128,7 @@ def test_compose_mounts_the_nginx_config_that_the_code_generates() -> None:
     assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro" in mounts
     on_disk = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
     assert on_disk == compose_site(), (
-        "deploy/nginx.conf is stale: python -c 'from api.nginx_conf import compose_site; "
+        "deploy/nginx.conf is stale: python -c 'from sdq.nginx_conf import compose_site; "
         'print(compose_site(), end="")\' > deploy/nginx.conf'
     )
 

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from broker.embedded import EmbeddedRedis, free_port
 from gpu_worker.settings import WorkerSettings
+from sdq.embedded_redis import EmbeddedRedis, free_port
 from tests.conftest import BACKEND_SECRET
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def api_process(prefix: str, redis_engine: EmbeddedRedis) -> Iterator[str]:
         reservation_ms="0",
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "sdq.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         cwd=REPO,
     )

@@ -21,7 +21,6 @@ import torch
 from PIL import Image, ImageChops
 from redis.asyncio import Redis
 
-from broker.embedded import EmbeddedRedis
 from broker.queue import Queue
 from broker.states import JobState
 from gpu_worker.build import build_renderer, build_worker
@@ -30,6 +29,7 @@ from gpu_worker.renderers.diffusers import DiffusersRenderer
 from gpu_worker.renderers.diffusers_loader import ModelLoadError
 from gpu_worker.seeds import seed_for
 from gpu_worker.settings import WorkerSettings
+from sdq.embedded_redis import EmbeddedRedis
 from tests.gpu_worker.conftest import WorkerSettingsFactory
 from tests.gpu_worker.tiny_pipeline import build_tiny_pipeline
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from broker.embedded import EmbeddedRedis
 from broker.queue import Queue
 from gpu_worker.sources.http import HttpSource
 from gpu_worker.sources.redis import RedisSource
 from gpu_worker.storage.local import LocalStore
 from gpu_worker.worker import Worker
+from sdq.embedded_redis import EmbeddedRedis
 from tests.gpu_worker.conftest import WorkerSettingsFactory
 from tests.gpu_worker.support import CountingRenderer, payload
 

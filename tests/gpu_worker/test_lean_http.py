@@ -17,7 +17,6 @@ from redis.asyncio import Redis
 
 from api.app import create_app
 from api.settings import ApiSettings
-from broker.embedded import free_port
 from broker.queue import Queue
 from broker.states import JobState
 from gpu_worker.errors import LeaseLost, SourceRefused
@@ -26,6 +25,7 @@ from gpu_worker.sources.base import RenderSample
 from gpu_worker.sources.http import HttpSource
 from gpu_worker.sources.http_client import HttpUnreachable
 from gpu_worker.sources.lean_http import MAX_BODY_BYTES, LeanHttpClient
+from sdq.embedded_redis import free_port
 from tests.conftest import BACKEND_SECRET
 
 OK = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 5\r\n\r\n"ok"\n'

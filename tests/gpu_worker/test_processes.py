@@ -15,11 +15,11 @@ import pytest
 from PIL import Image
 from redis.asyncio import Redis
 
-from broker.embedded import EmbeddedRedis
 from broker.queue import Queue
 from broker.states import JobState
 from gpu_worker.sources.redis import RedisSource
 from gpu_worker.worker import Worker
+from sdq.embedded_redis import EmbeddedRedis
 from tests.gpu_worker.conftest import REPO, WorkerSettingsFactory, sdq_env
 from tests.gpu_worker.support import CountingRenderer, MemoryStore
 
@@ -51,7 +51,7 @@ def spawn_worker(
         worker_lease_ms="1000",
         idle_poll_s="0.5",
     )
-    return subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env=env, cwd=REPO)
+    return subprocess.Popen([sys.executable, "-m", "sdq.cli", "worker"], env=env, cwd=REPO)
 
 
 async def wait_state(queue: Queue, token: str, state: JobState, timeout_s: float = 30) -> None:

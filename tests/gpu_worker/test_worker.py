@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from redis.asyncio import Redis
 
-from broker.embedded import EmbeddedRedis
 from broker.queue import Queue
 from broker.states import JobState
 from gpu_worker.heartbeat import Heartbeat
@@ -18,6 +17,7 @@ from gpu_worker.renderers.base import Renderer
 from gpu_worker.sources.redis import RedisSource
 from gpu_worker.storage.base import ImageStore
 from gpu_worker.worker import Worker, batches
+from sdq.embedded_redis import EmbeddedRedis
 from tests.gpu_worker.conftest import WorkerSettingsFactory
 from tests.gpu_worker.support import (
     CountingRenderer,

@@ -9,12 +9,12 @@ import pytest
 from redis.asyncio import Redis
 
 from api.settings import ApiSettings
-from broker.embedded import free_port
 from broker.errors import InvalidTransition
 from broker.queue import Queue
 from broker.states import JobState
+from sdq.doubles.fake_hcaptcha import FakeHCaptcha
+from sdq.embedded_redis import free_port
 from tests.api.v2.conftest import MakeApp, http, report, submit
-from tests.support.fake_hcaptcha import FakeHCaptcha
 
 TOKEN_SHAPED_UNKNOWN = "0123456789abcdef0123456789abcdef"
 

@@ -1,0 +1,124 @@
+"""`sdq up`: the whole service on one machine, for a first look.
+
+Starts a private Redis-compatible server with append-only persistence in the
+data folder (unless SDQ_REDIS_URL names one), the API and one worker, as child
+processes, and prints where everything is. Ctrl-C stops them all.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sdq.embedded_redis import EmbeddedRedis
+
+BANNER = """
+  Stable Diffusion job queue is up.
+
+    demo page      http://127.0.0.1:{port}/
+    API            http://127.0.0.1:{port}/   (docs: /docs, v2: /v2/jobs)
+    Redis          {redis}
+    data folder    {data}
+    backend secret {secret}
+
+  Try it:
+    curl 'http://127.0.0.1:{port}/addJob?prompt=An+apple+on+a+wooden+table&number=2&resolution=576x576&captcha=demo'
+    curl 'http://127.0.0.1:{port}/getJobStatus?token=<token>'
+    open  http://127.0.0.1:{port}/images/<token>/00000.png
+
+  WARNING: captcha verification is OFF (no SDQ_HCAPTCHA_SECRET): demo use only.
+  Ctrl-C stops everything.
+"""
+
+
+def backend_secret(data_dir: Path) -> str:
+    """The demo's backend secret: kept in the data folder so restarts keep it."""
+    path = data_dir / "backend-secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24) + "\n", encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def up(data_dir: Path, port: int, worker: bool = True) -> int:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    engine = None
+    if not env.get("SDQ_REDIS_URL"):
+        engine = EmbeddedRedis(data_dir=data_dir / "redis").start()
+        env["SDQ_REDIS_URL"] = engine.url
+    secret = env.get("SDQ_BACKEND_SECRETS") or backend_secret(data_dir)
+    env.setdefault("SDQ_BACKEND_SECRETS", secret)
+    if not env.get("SDQ_HCAPTCHA_SECRET"):
+        env["SDQ_INSECURE_SKIP_CAPTCHA"] = "true"
+    env.setdefault("SDQ_IMAGES_DIR", str((data_dir / "images").resolve()))
+    env["SDQ_PORT"] = str(port)
+    children = [_spawn(["api", "--port", str(port)], env)]
+    if worker:
+        children.append(_spawn(["worker"], _worker_env(env, port)))
+    redis_shown = engine.url + " (embedded, append-only file)" if engine else "SDQ_REDIS_URL"
+    print(
+        BANNER.format(
+            port=port, redis=redis_shown, data=data_dir.resolve(), secret=secret.split(",")[0]
+        ),
+        flush=True,
+    )
+    try:
+        return _wait(children)
+    finally:
+        for child in children:
+            _stop(child)
+        if engine is not None:
+            engine.stop()
+
+
+def _worker_env(env: dict[str, str], port: int) -> dict[str, str]:
+    """The quick start's worker: test-pattern images (a second each, so a job is seen
+    pending) stored in the folder the API serves at /images/, unless configured otherwise.
+    The direct transport wakes at once; SDQ_TRANSPORT=http goes through this API."""
+    worker_env = dict(env)
+    worker_env.setdefault("SDQ_RENDERER", "test-pattern")
+    worker_env.setdefault("SDQ_TEST_PATTERN_MS_PER_IMAGE", "1000")
+    worker_env.setdefault("SDQ_STORAGE", "local")
+    worker_env.setdefault("SDQ_API_URL", f"http://127.0.0.1:{port}")
+    worker_env.setdefault("SDQ_BACKEND_SECRET", env["SDQ_BACKEND_SECRETS"].split(",")[0].strip())
+    return worker_env
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "sdq.cli", *args], env=env)  # noqa: S603
+
+
+def _wait(children: list[subprocess.Popen[bytes]]) -> int:
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        while not stop:
+            for child in children:
+                if child.poll() is not None:
+                    print(f"sdq up: a child process exited with {child.returncode}", flush=True)
+                    return child.returncode or 1
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
