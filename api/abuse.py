@@ -5,12 +5,13 @@ is counted by the `limits` library (moving window, one Lua call per limit) on
 the queue's own connection pool; the cap by the queue's scripts (a client's
 zset of open jobs, see broker/keys.py).
 
-Order of /addJob (api/legacy.add_job): the parameters are checked first (no
-I/O: a malformed request costs nothing and is not counted); then the rate is
-counted; then one of the client's open-job slots is held for the new token;
-only then is the captcha verified, and add_job turns the held slot into the
-job. So a captcha is never verified for a request that the limits refuse, and a
-request that fails the captcha still counts against the rate (guessing costs).
+Order of a submit (api/submit.py: /addJob and POST /v2/jobs): the parameters
+are checked first (no I/O: a malformed request costs nothing and is not
+counted); then the rate is counted; then one of the client's open-job slots is
+held for the new token; only then is the captcha verified, and add_job turns
+the held slot into the job. So a captcha is never verified for a request that
+the limits refuse, and a request that fails the captcha still counts against the
+rate (guessing costs).
 """
 
 from __future__ import annotations
@@ -25,19 +26,12 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
+from api.errors import RateLimited
 from api.settings import ApiSettings
 from broker.errors import StorageUnavailable
 from broker.queue import Queue
 
 log = logging.getLogger(__name__)
-
-
-class RateLimited(Exception):
-    """The client has used up its /addJob rate; it may retry after `retry_after_s`."""
-
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"rate limited for {retry_after_s} s")
-        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True, slots=True)

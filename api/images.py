@@ -13,7 +13,8 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-_TOKEN = re.compile(r"[0-9a-f]{32}")
+from broker.tokens import is_token
+
 _NAME = re.compile(r"[0-9]{5}\.png")
 _HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -44,7 +45,7 @@ def images_router(folder: Path) -> APIRouter:
 
 def image_path(root: Path, token: str, name: str) -> Path | None:
     """The file for a well-formed (token, name) inside root, or None."""
-    if not (_TOKEN.fullmatch(token) and _NAME.fullmatch(name)):
+    if not (is_token(token) and _NAME.fullmatch(name)):
         return None
     path = root / token / name
     try:

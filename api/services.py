@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Request
 
 from api.abuse import AbuseGuard
 from api.auth import BackendSecrets
@@ -24,3 +26,11 @@ class Services:
     secrets: BackendSecrets
     clients: ClientAddresses
     abuse: AbuseGuard
+
+
+def get_services(request: Request) -> Services:
+    """The app's Services (its lifespan built them), as a route dependency."""
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

@@ -16,10 +16,10 @@ import secrets
 from dataclasses import dataclass
 
 from broker.connection import create_redis
+from broker.job import ImportedJob
 from broker.queue import Queue
 from broker.settings import BrokerSettings
 from broker.states import JobState
-from sdq.migrate.sqlite import LegacyJob
 
 BATCH = 5_000
 SPACING_MS = 50  # creation times 50 ms apart: 100,000 jobs span about 83 minutes
@@ -61,10 +61,10 @@ async def _fill(settings: BrokerSettings, depth: int, seed: int) -> Filled:
     return Filled(tokens, {state.value: states.count(state) for state in STATE_WEIGHTS})
 
 
-def _job(index: int, token: str, state: JobState, created_ms: int) -> LegacyJob:
+def _job(index: int, token: str, state: JobState, created_ms: int) -> ImportedJob:
     width, height = _RESOLUTIONS[index % len(_RESOLUTIONS)]
     completed = created_ms + 20_000 if state is JobState.COMPLETE else None
-    return LegacyJob(
+    return ImportedJob(
         token=token,
         prompt=f"bench prompt {index}",
         number=1 + index % 4,

@@ -232,7 +232,7 @@ async def stored_jobs(
 def fifo_inversions(jobs: dict[str, dict[str, str]]) -> tuple[int, int]:
     """(jobs started at their first claim, how many started before an older job):
     the queue hands jobs out in the order they were added."""
-    first = [job for job in jobs.values() if job.get("started_ms") and job.get("claims") == "1"]
+    first = [job for job in jobs.values() if job.get("started_ms") and job.get("fence") == "1"]
     first.sort(key=lambda job: job["member"])  # <seq:016d><token>: insertion order
     started = [int(job["started_ms"]) for job in first]
     return len(first), sum(b < a for a, b in itertools.pairwise(started))

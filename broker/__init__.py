@@ -4,25 +4,25 @@ from broker.errors import (
     BrokerError,
     InvalidTransition,
     JobNotFound,
-    StaleAttempt,
+    StaleClaim,
     StorageUnavailable,
     TokenExists,
 )
-from broker.job import Claim, JobRecord, JobStatus, NextJob
+from broker.job import Claim, ImportedJob, JobSpec, StatusView
 from broker.queue import Queue
 from broker.states import JobState
 
 __all__ = [
     "BrokerError",
     "Claim",
+    "ImportedJob",
     "InvalidTransition",
     "JobNotFound",
-    "JobRecord",
+    "JobSpec",
     "JobState",
-    "JobStatus",
-    "NextJob",
     "Queue",
-    "StaleAttempt",
+    "StaleClaim",
+    "StatusView",
     "StorageUnavailable",
     "TokenExists",
 ]

@@ -4,7 +4,7 @@
     ├── StorageUnavailable   Redis cannot be reached or answered with an error
     ├── JobNotFound          no job with that token (never existed or expired)
     ├── InvalidTransition    the job's state does not allow the requested change
-    ├── StaleAttempt         a fenced call from a worker whose claim was superseded
+    ├── StaleClaim         a fenced call from a worker whose claim was superseded
     ├── TokenExists          a new job's token is already taken (import, collision)
     └── TooManyOpenJobs      the client already holds its cap of unfinished jobs
 
@@ -29,7 +29,7 @@ class InvalidTransition(BrokerError):
     """The job's current state does not allow the requested change."""
 
 
-class StaleAttempt(BrokerError):
+class StaleClaim(BrokerError):
     """The caller's attempt id is not the job's current claim (fencing)."""
 
 

@@ -1,4 +1,4 @@
-"""Plain, immutable views of a job, as the broker's calls return them."""
+"""Plain, immutable views of a job, as the broker's calls take and return them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from broker.states import JobState
 
 
 @dataclass(frozen=True, slots=True)
-class NextJob:
+class JobSpec:
     """What a backend needs to render a job (the /getNextJob object)."""
 
     token: str
@@ -20,15 +20,20 @@ class NextJob:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A job held under a lease. `attempt` is the fencing token of this claim."""
+    """A job held under a lease.
 
-    job: NextJob
-    attempt: int
-    lease_until_ms: int
+    `fence` is this claim's fencing token: every later call of the claim (renew,
+    release, complete) presents it, and the broker refuses it once another claim
+    took the job. It is not the failure count (`attempts`). None only where a
+    legacy server gave no fence (then the claim cannot be renewed or released)."""
+
+    job: JobSpec
+    fence: int | None
+    lease_until_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)
-class JobStatus:
+class StatusView:
     """What /getJobStatus (and the v2 API) shows of a job."""
 
     token: str
@@ -48,8 +53,8 @@ class JobStatus:
 
 
 @dataclass(frozen=True, slots=True)
-class JobRecord:
-    """A whole job hash, for imports, tools and tests."""
+class ImportedJob:
+    """A job of the original service, as `sdq import-sqlite` hands it to the broker."""
 
     token: str
     prompt: str
@@ -58,5 +63,4 @@ class JobRecord:
     height: int
     state: JobState
     created_ms: int
-    attempts: int
-    claims: int
+    completed_ms: int | None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import wraps
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -12,14 +12,12 @@ from redis.exceptions import RedisError
 from broker import details
 from broker.details import JobDetails, QueueStats
 from broker.errors import StorageUnavailable
-from broker.job import Claim, JobStatus, NextJob
+from broker.job import Claim, ImportedJob, JobSpec, StatusView
 from broker.keys import QueueKeys
 from broker.lua import Scripts, raise_for_code, script_source
+from broker.renders import FORGET_WORKER_AFTER_MS, RenderSample
 from broker.settings import BrokerSettings
 from broker.states import JobState
-
-if TYPE_CHECKING:
-    from sdq.migrate.sqlite import LegacyJob
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -113,15 +111,10 @@ class Queue:
         return bool(released)
 
     @_storage_errors
-    async def open_jobs(self, client: str) -> int:
-        """The client's open jobs and held slots (expired holds included until swept)."""
-        return int(await self.redis.zcard(self.keys.client(client)))
-
-    @_storage_errors
-    async def status(self, token: str) -> JobStatus:
+    async def status(self, token: str) -> StatusView:
         reply = await self._scripts.run("get_status", [self._job_prefix + token, self._active], [])
         state, created, now, qlen, attempts, progress, number, width, height = reply
-        return JobStatus(
+        return StatusView(
             token=token,
             state=JobState(state),
             created_ms=created,
@@ -135,27 +128,28 @@ class Queue:
         )
 
     @_storage_errors
-    async def next_job(self) -> NextJob | None:
+    async def next_job(self) -> JobSpec | None:
         """The oldest claimable new job, reserved for a while; its state stays new."""
         s = self.settings
         reply = await self._run(
             "next_job", [s.reservation_ms, s.max_attempts, s.retention_ms, s.sweep_limit]
         )
-        return None if not reply else NextJob(*reply)
+        return None if not reply else JobSpec(*reply)
 
     @_storage_errors
     async def set_state(
         self,
         token: str,
         target: JobState,
-        attempt: int | None = None,
+        fence: int | None = None,
         worker: str = "http",
     ) -> tuple[int, int]:
         """The legacy transitions (new -> pending, pending -> complete) in one atomic step.
 
-        Returns (attempt, lease_until_ms). A pending transition starts a lease sized to
-        the work, since a legacy backend never renews it."""
-        return await self._set_state(token, target, attempt, worker)
+        Returns (fence, lease_until_ms). A pending transition starts a lease sized to
+        the work, since a legacy backend never renews it; `fence` given with complete
+        refuses a stale claim."""
+        return await self._set_state(token, target, fence, worker)
 
     @_storage_errors
     async def claim(self, worker: str, lease_ms: int | None = None) -> Claim | None:
@@ -173,24 +167,24 @@ class Queue:
         )
         if not reply:
             return None
-        token, number, width, height, prompt, attempt, lease_until, _created = reply
-        return Claim(NextJob(token, number, width, height, prompt), attempt, lease_until)
+        token, number, width, height, prompt, fence, lease_until, _created = reply
+        return Claim(JobSpec(token, number, width, height, prompt), fence, lease_until)
 
     @_storage_errors
     async def renew_lease(
         self,
         token: str,
-        attempt: int,
+        fence: int,
         lease_ms: int | None = None,
         progress: int | None = None,
     ) -> int:
-        """Extends the claim's lease; returns the new lease end (ms). Fenced by attempt."""
+        """Extends the claim's lease; returns the new lease end (ms). Fenced."""
         lease = lease_ms or self.settings.worker_lease_ms
         (until,) = await self._run(
             "renew_lease",
             [
                 token,
-                attempt,
+                fence,
                 lease,
                 "" if progress is None else progress,
             ],
@@ -198,42 +192,42 @@ class Queue:
         return int(until)
 
     @_storage_errors
-    async def complete(self, token: str, attempt: int) -> None:
+    async def complete(self, token: str, fence: int) -> None:
         """Marks a claimed job complete; only the current claim may (fencing)."""
-        await self._set_state(token, JobState.COMPLETE, attempt, "")
+        await self._set_state(token, JobState.COMPLETE, fence, "")
 
     async def _set_state(
         self,
         token: str,
         target: JobState,
-        attempt: int | None,
+        fence: int | None,
         worker: str,
     ) -> tuple[int, int]:
         s = self.settings
-        attempt_arg = "" if attempt is None else str(attempt)
-        claim, lease_until = await self._run(
+        fence_arg = "" if fence is None else str(fence)
+        claimed, lease_until = await self._run(
             "set_state",
             [
                 token,
                 target.value,
                 s.lease_base_ms,
                 s.lease_per_megapixel_ms,
-                attempt_arg,
+                fence_arg,
                 s.retention_ms,
                 worker,
             ],
         )
-        return int(claim), int(lease_until)
+        return int(claimed), int(lease_until)
 
     @_storage_errors
-    async def release(self, token: str, attempt: int, reason: str) -> JobState:
+    async def release(self, token: str, fence: int, reason: str) -> JobState:
         """Gives a claimed job back; returns its new state (new, or failed at the limit)."""
         s = self.settings
         (outcome,) = await self._run(
             "release_job",
             [
                 token,
-                attempt,
+                fence,
                 s.max_attempts,
                 s.retention_ms,
                 reason[:200],
@@ -291,6 +285,19 @@ class Queue:
         return details.queue_stats(await self._scripts.run("queue_stats", keys, args))
 
     @_storage_errors
+    async def record_renders(
+        self, worker: str, samples: Iterable[RenderSample], leaving: bool = False
+    ) -> int:
+        """Adds a worker's render samples and marks it live (or gone, when leaving);
+        returns the Redis clock (ms)."""
+        args: list[str | int] = [worker, "gone" if leaving else "live", FORGET_WORKER_AFTER_MS]
+        for sample in samples:
+            args += [sample.resolution, sample.images, sample.ms]
+        k = self.keys
+        (now,) = await self._scripts.run("record_renders", [k.render_ms, k.workers], args)
+        return int(now)
+
+    @_storage_errors
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
@@ -300,7 +307,7 @@ class Queue:
         return bool(await self.redis.set(key, owner, nx=True, px=ttl_ms))
 
     @_storage_errors
-    async def import_jobs(self, jobs: Sequence[LegacyJob]) -> list[str]:
+    async def import_jobs(self, jobs: Sequence[ImportedJob]) -> list[str]:
         """Loads jobs of the original service in one round trip (a pipeline of
         import_job calls); returns each job's outcome: imported, present or expired."""
         s = self.settings

@@ -7,8 +7,9 @@ import contextlib
 import logging
 from types import TracebackType
 
+from broker.job import Claim
 from gpu_worker.errors import LeaseLost, SourceUnavailable
-from gpu_worker.sources.base import JobSource, Lease
+from gpu_worker.sources.base import JobSource
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ class Heartbeat:
     fail before it runs out), and sooner when progress changed, but never more than
     once per `min_gap_s`: a job that takes less than that costs no renewal at all.
 
-    If the source says the lease is lost, `lost` is set and the job must stop: the
+    If the source says the claim is lost, `lost` is set and the job must stop: the
     worker never completes it (the source would refuse anyway: fencing).
 
     Until `min_gap_s` has passed it is only a timer, not a task: a job that ends
@@ -26,10 +27,10 @@ class Heartbeat:
     per second, see bench/worker.py)."""
 
     def __init__(
-        self, source: JobSource, lease: Lease, interval_s: float, min_gap_s: float = 1.0
+        self, source: JobSource, claim: Claim, interval_s: float, min_gap_s: float = 1.0
     ) -> None:
         self.source = source
-        self.lease = lease
+        self.claim = claim
         self.interval_s = interval_s
         self.min_gap_s = min(min_gap_s, interval_s)
         self.lost: LeaseLost | None = None
@@ -65,7 +66,7 @@ class Heartbeat:
                 await self._task
 
     def _start(self) -> None:
-        self._task = asyncio.create_task(self._beat(), name=f"heartbeat-{self.lease.job.token}")
+        self._task = asyncio.create_task(self._beat(), name=f"heartbeat-{self.claim.job.token}")
 
     async def _beat(self) -> None:
         """Starts `min_gap_s` after the claim; renews, then pauses `min_gap_s` again."""
@@ -77,11 +78,11 @@ class Heartbeat:
                     await self._changed.wait()
             self._changed.clear()
             try:
-                await self.source.renew(self.lease, self._progress)
+                await self.source.renew(self.claim, self._progress)
             except LeaseLost as exc:
-                log.warning("job %s: lease lost (%s)", self.lease.job.token[:8], exc)
+                log.warning("job %s: lease lost (%s)", self.claim.job.token[:8], exc)
                 self.lost = exc
                 return
             except SourceUnavailable as exc:  # the next beat tries again
-                log.warning("job %s: lease not renewed: %s", self.lease.job.token[:8], exc)
+                log.warning("job %s: lease not renewed: %s", self.claim.job.token[:8], exc)
             await asyncio.sleep(self.min_gap_s)

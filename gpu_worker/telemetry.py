@@ -1,24 +1,13 @@
-"""Render times by resolution and live workers, kept in Redis for ETAs.
+"""A worker's render times, buffered and summed per resolution until the next report.
 
-Workers buffer their samples (`RenderTimes`) and send them every few seconds,
-so reporting costs nothing per job; a direct worker writes them itself, an
-HTTP worker through the API's /backend/report (which calls `record` too).
-The fields are documented in broker/keys.py and broker/scripts/record_renders.lua.
+Workers send their samples every few seconds (SDQ_REPORT_INTERVAL_S), so
+reporting costs nothing per job; the source writes them (Queue.record_renders,
+directly or through the API's /backend/report).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
-from broker.errors import StorageUnavailable
-from broker.keys import QueueKeys
-from broker.lua import Scripts
-from gpu_worker.sources.base import RenderSample
-
-FORGET_WORKER_AFTER_MS = 24 * 3600 * 1000
+from broker.renders import RenderSample
 
 
 class RenderTimes:
@@ -36,27 +25,3 @@ class RenderTimes:
         samples = [RenderSample(w, h, n, ms) for (w, h), (n, ms) in self._sums.items()]
         self._sums.clear()
         return samples
-
-
-class Telemetry:
-    """Writes reports to one queue's keys (one Lua call per report)."""
-
-    def __init__(self, redis: Redis, keys: QueueKeys) -> None:
-        self._scripts = Scripts(redis)
-        self._keys = [keys.render_ms, keys.workers]
-
-    async def record(
-        self,
-        worker: str,
-        samples: Iterable[RenderSample],
-        leaving: bool = False,
-    ) -> int:
-        """Adds the samples and marks the worker live (or gone); returns Redis's now (ms)."""
-        args: list[str | int] = [worker, "gone" if leaving else "live", FORGET_WORKER_AFTER_MS]
-        for sample in samples:
-            args += [f"{sample.width}x{sample.height}", sample.images, sample.ms]
-        try:
-            (now,) = await self._scripts.run("record_renders", self._keys, args)
-        except (RedisError, OSError) as exc:
-            raise StorageUnavailable(type(exc).__name__) from exc
-        return int(now)

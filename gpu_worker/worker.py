@@ -22,13 +22,14 @@ import time
 from collections.abc import Awaitable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from broker.job import Claim
 from gpu_worker.backoff import Backoff
 from gpu_worker.errors import LeaseLost, RenderFailed, SourceRefused, SourceUnavailable, StoreFailed
 from gpu_worker.heartbeat import Heartbeat
 from gpu_worker.renderers.base import Renderer, RenderRequest
 from gpu_worker.seeds import seed_for
 from gpu_worker.settings import WorkerSettings
-from gpu_worker.sources.base import JobSource, Lease
+from gpu_worker.sources.base import JobSource
 from gpu_worker.storage.base import ImageStore
 from gpu_worker.telemetry import RenderTimes
 
@@ -85,7 +86,7 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 try:
-                    lease = await self.claim()
+                    claim = await self.claim()
                 except SourceUnavailable as exc:
                     delay = backoff.next_delay()
                     log.warning(
@@ -94,8 +95,8 @@ class Worker:
                     await self._until_stopped(asyncio.sleep(delay))
                     continue
                 backoff.reset()
-                if lease is not None:
-                    await self._process_until_aborted(lease)
+                if claim is not None:
+                    await self._process_until_aborted(claim)
         except SourceRefused as exc:
             log.error("%s: %s", self.source.name, exc)
             return 2
@@ -104,38 +105,38 @@ class Worker:
             self._executor.shutdown(wait=False, cancel_futures=True)
         return 0
 
-    async def claim(self) -> Lease | None:
+    async def claim(self) -> Claim | None:
         """The next job; while there is none, waits for work (or a stop) and returns None."""
-        lease = await self.source.claim()
-        if lease is None:
+        claim = await self.source.claim()
+        if claim is None:
             await self._report_if_due()
             await self._until_stopped(self.source.wait_for_work())
-        return lease
+        return claim
 
-    async def process(self, lease: Lease) -> None:
-        job = lease.job
+    async def process(self, claim: Claim) -> None:
+        job = claim.job
         log.info(
-            "job %s: claimed (attempt %s), %d image(s) %dx%d",
-            job.token[:8], lease.attempt, job.number, job.width, job.height,
+            "job %s: claimed (fence %s), %d image(s) %dx%d",
+            job.token[:8], claim.fence, job.number, job.width, job.height,
         )  # fmt: skip
         try:
-            async with Heartbeat(self.source, lease, self.heartbeat_s) as beat:
-                await self.render_and_store(lease, beat)
+            async with Heartbeat(self.source, claim, self.heartbeat_s) as beat:
+                await self.render_and_store(claim, beat)
                 beat.check()
-            await self.complete(lease)
+            await self.complete(claim)
         except LeaseLost as exc:
             log.warning("job %s: dropped, another claim owns it (%s)", job.token[:8], exc)
         except (RenderFailed, StoreFailed) as exc:
             log.error("job %s: %s", job.token[:8], exc)
-            await self.release(lease, str(exc))
+            await self.release(claim, str(exc))
         except asyncio.CancelledError:
-            await self.release(lease, "worker stopped")
+            await self.release(claim, "worker stopped")
             raise
         await self._report_if_due()
 
-    async def render_and_store(self, lease: Lease, beat: Heartbeat) -> None:
+    async def render_and_store(self, claim: Claim, beat: Heartbeat) -> None:
         """Renders in batches; each image is stored as soon as its batch is done."""
-        job = lease.job
+        job = claim.job
         done = 0
         for indexes in batches(job.number, self.settings.batch_size):
             beat.check()
@@ -152,35 +153,35 @@ class Worker:
             done += len(indexes)
             beat.progress(done)
 
-    async def complete(self, lease: Lease) -> None:
+    async def complete(self, claim: Claim) -> None:
         """Marks the job complete; keeps trying while the source is unreachable."""
         backoff = Backoff(self.settings.retry_base_s, self.settings.retry_cap_s)
         while True:
             try:
-                await self.source.complete(lease)
+                await self.source.complete(claim)
             except SourceUnavailable as exc:
                 delay = backoff.next_delay()
-                log.warning("job %s: not completed yet (%s)", lease.job.token[:8], exc)
+                log.warning("job %s: not completed yet (%s)", claim.job.token[:8], exc)
                 await asyncio.sleep(delay)
                 continue
             self.completed += 1
-            log.info("job %s: complete", lease.job.token[:8])
+            log.info("job %s: complete", claim.job.token[:8])
             return
 
-    async def release(self, lease: Lease, reason: str) -> None:
+    async def release(self, claim: Claim, reason: str) -> None:
         """Gives the job back; if that fails too, its lease runs out and the sweep does it."""
         backoff = Backoff(self.settings.retry_base_s, self.settings.retry_cap_s)
         for _ in range(RELEASE_TRIES):
             try:
-                state = await self.source.release(lease, reason)
+                state = await self.source.release(claim, reason)
             except SourceUnavailable as exc:
-                log.warning("job %s: release failed (%s)", lease.job.token[:8], exc)
+                log.warning("job %s: release failed (%s)", claim.job.token[:8], exc)
                 await asyncio.sleep(backoff.next_delay())
                 continue
             except LeaseLost:
                 return
             if state is not None:
-                log.info("job %s: released, now %s", lease.job.token[:8], state.value)
+                log.info("job %s: released, now %s", claim.job.token[:8], state.value)
             return
 
     async def report(self, leaving: bool = False) -> None:
@@ -200,8 +201,8 @@ class Worker:
         if time.monotonic() - self._reported_at >= self.settings.report_interval_s:
             await self.report()
 
-    async def _process_until_aborted(self, lease: Lease) -> None:
-        self._job = asyncio.create_task(self.process(lease))
+    async def _process_until_aborted(self, claim: Claim) -> None:
+        self._job = asyncio.create_task(self.process(claim))
         try:
             await self._job
         except asyncio.CancelledError:

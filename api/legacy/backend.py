@@ -3,12 +3,14 @@
 The legacy protocol has no heartbeat and no way to give a job back; these fill
 the gap without touching any legacy response. Each call is authenticated like
 /getNextJob (`Authorization: Bearer <secret>` or `?secret=`), fenced by the
-claim's attempt id (the `x-sdq-attempt` header of setJobStatus pending), and
+claim's fence (the `x-sdq-fence` header of setJobStatus pending), and
 answers a JSON object. Every error is `{"error": "<message>"}`, so a worker can
 tell our 404 (job not found) from a server that lacks the endpoint:
 
     400 bad parameter   401 missing/wrong secret   404 token not found
-    409 stale attempt / job not pending            503 storage unavailable
+    409 stale claim / job not pending              503 storage unavailable
+
+(api/errors.py's BACKEND table.)
 """
 
 from __future__ import annotations
@@ -21,12 +23,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.auth import bearer_token
+from api.errors import BACKEND, INTERNAL, FieldError, Problem, Rejected, problem
 from api.legacy.query import parse_query
-from api.legacy.rules import is_token_shaped
 from api.services import Services
-from broker.errors import InvalidTransition, JobNotFound, StaleAttempt, StorageUnavailable
-from gpu_worker.sources.base import RenderSample
-from gpu_worker.telemetry import Telemetry
+from broker.renders import RenderSample
+from broker.tokens import is_token
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +37,15 @@ MAX_LEASE_MS = 3_600_000
 MAX_SAMPLES = 64
 
 
-class BadRequest(Exception):
-    """A parameter failed validation; the message is the answer's `error`."""
-
-
 Handler = Callable[[Request, Services, dict[str, str]], Awaitable[dict[str, Any]]]
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _bad_request(message: str) -> Rejected:
+    return Rejected(400, [FieldError("", message)])
 
 
 def _extension(handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]:
@@ -60,17 +61,12 @@ def _extension(handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]
             return _error(401, "wrong secret")
         try:
             return JSONResponse(await handler(request, services, params))
-        except BadRequest as exc:
-            return _error(400, str(exc))
-        except JobNotFound:
-            return _error(404, "token not found")
-        except StaleAttempt:
-            return _error(409, "stale attempt")
-        except InvalidTransition:
-            return _error(409, "job is not pending")
-        except StorageUnavailable as exc:
-            log.error("storage unavailable: %s", exc)
-            return _error(503, "storage unavailable")
+        except Exception as exc:
+            answer: Problem | None = problem(exc, BACKEND)
+            if answer is None:
+                log.exception("unhandled error on %s", request.url.path)
+                answer = INTERNAL
+            return _error(answer.status, "; ".join(answer.messages))
 
     # Not functools.wraps: FastAPI would read the handler's signature as parameters.
     endpoint.__name__, endpoint.__doc__ = handler.__name__, handler.__doc__
@@ -79,8 +75,8 @@ def _extension(handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]
 
 def _token(params: dict[str, str]) -> str:
     token = params.get("token", "")
-    if not is_token_shaped(token):
-        raise BadRequest("token must be 32 lower-case hex characters")
+    if not is_token(token):
+        raise _bad_request("token must be 32 lower-case hex characters")
     return token
 
 
@@ -89,7 +85,7 @@ def _integer(params: dict[str, str], name: str, low: int, high: int, default: in
     if raw == "" and default is not None:
         return default
     if not raw.isdecimal() or len(raw) > 18 or not low <= int(raw) <= high:
-        raise BadRequest(f"{name} must be an integer from {low} to {high}")
+        raise _bad_request(f"{name} must be an integer from {low} to {high}")
     return int(raw)
 
 
@@ -99,11 +95,11 @@ async def extend_lease(
     request: Request, services: Services, params: dict[str, str]
 ) -> dict[str, Any]:
     token = _token(params)
-    attempt = _integer(params, "attempt", 1, 10**15, None)
+    fence = _integer(params, "fence", 1, 10**15, None)
     lease_ms = _integer(params, "lease_ms", 1000, MAX_LEASE_MS, services.settings.worker_lease_ms)
     progress = _integer(params, "progress", 0, 16, 0) if params.get("progress") else None
-    until = await services.queue.renew_lease(token, attempt, lease_ms, progress)
-    return {"token": token, "attempt": attempt, "lease_until_ms": until}
+    until = await services.queue.renew_lease(token, fence, lease_ms, progress)
+    return {"token": token, "fence": fence, "lease_until_ms": until}
 
 
 @router.post("/release", summary="Give a claimed job back (its attempt counts)")
@@ -112,10 +108,10 @@ async def release_job(
     request: Request, services: Services, params: dict[str, str]
 ) -> dict[str, Any]:
     token = _token(params)
-    attempt = _integer(params, "attempt", 1, 10**15, None)
+    fence = _integer(params, "fence", 1, 10**15, None)
     reason = params.get("reason", "")[:200] or "released by worker"
-    state = await services.queue.release(token, attempt, reason)
-    return {"token": token, "attempt": attempt, "state": state.value}
+    state = await services.queue.release(token, fence, reason)
+    return {"token": token, "fence": fence, "state": state.value}
 
 
 @router.post("/report", summary="Record per-image render times and that a worker is alive")
@@ -124,38 +120,29 @@ async def report(request: Request, services: Services, params: dict[str, str]) -
     try:
         body = await request.json()
     except ValueError as exc:
-        raise BadRequest("the body must be a JSON object") from exc
+        raise _bad_request("the body must be a JSON object") from exc
     worker, samples, leaving = _report_body(body)
-    now = await _telemetry(request, services).record(worker, samples, leaving)
+    now = await services.queue.record_renders(worker, samples, leaving)
     return {"now_ms": now}
-
-
-def _telemetry(request: Request, services: Services) -> Telemetry:
-    """One Telemetry per app (it registers the scripts once)."""
-    telemetry = getattr(request.app.state, "telemetry", None)
-    if not isinstance(telemetry, Telemetry):
-        telemetry = Telemetry(services.queue.redis, services.queue.keys)
-        request.app.state.telemetry = telemetry
-    return telemetry
 
 
 def _report_body(body: object) -> tuple[str, list[RenderSample], bool]:
     if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
+        raise _bad_request("the body must be a JSON object")
     worker, renders, leaving = body.get("worker"), body.get("renders", []), body.get("leaving")
     if not isinstance(worker, str) or not 0 < len(worker) <= 200:
-        raise BadRequest("worker must be a string of 1 to 200 characters")
+        raise _bad_request("worker must be a string of 1 to 200 characters")
     if not isinstance(renders, list) or len(renders) > MAX_SAMPLES:
-        raise BadRequest(f"renders must be a list of at most {MAX_SAMPLES} objects")
+        raise _bad_request(f"renders must be a list of at most {MAX_SAMPLES} objects")
     return worker, [_sample(entry) for entry in renders], leaving is True
 
 
 def _sample(entry: object) -> RenderSample:
     fields = ("width", "height", "images", "ms")
     if not isinstance(entry, dict) or not all(_count(entry.get(name)) for name in fields):
-        raise BadRequest("each render needs integer width, height, images and ms (>= 0)")
+        raise _bad_request("each render needs integer width, height, images and ms (>= 0)")
     if entry["images"] == 0 or not 0 < entry["width"] <= 8192 or not 0 < entry["height"] <= 8192:
-        raise BadRequest("a render needs images > 0 and a size up to 8192x8192")
+        raise _bad_request("a render needs images > 0 and a size up to 8192x8192")
     return RenderSample(entry["width"], entry["height"], entry["images"], entry["ms"])
 
 

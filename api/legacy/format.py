@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 
-from broker.job import JobStatus, NextJob
+from broker.job import JobSpec, StatusView
 
 _GO_ESCAPES = str.maketrans(
     {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -42,14 +42,14 @@ def error_body(messages: list[str]) -> bytes:
     return string_body(", ".join(messages))
 
 
-def status_body(status: JobStatus) -> bytes:
+def status_body(status: StatusView) -> bytes:
     return (
         f'{{"Token":{go_string(status.token)},"State":{go_string(status.state.value)},'
         f'"Age":{go_seconds(status.age_ms)},"QueueLength":{status.queue_length}}}\n'
     ).encode()
 
 
-def next_job_body(job: NextJob) -> bytes:
+def next_job_body(job: JobSpec) -> bytes:
     return (
         f'{{"Token":{go_string(job.token)},"Number":{job.number},"Width":{job.width},'
         f'"Height":{job.height},"Prompt":{go_string(job.prompt)}}}\n'

@@ -102,7 +102,11 @@ LEGACY_PATHS: dict[str, Any] = {
                 _param("token", "the job's token"),
                 _param("state", "pending or complete"),
                 _SECRET,
-                _param("attempt", "extension: the claim id, fences a stale worker", required=False),
+                _param(
+                    "fence",
+                    "extension: the claim's fence (x-sdq-fence), refuses a stale worker",
+                    required=False,
+                ),
             ],
             "responses": _responses(_STRING, "token not found"),
         }

@@ -19,15 +19,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.access_log import AccessLog
 from api.auth import bearer_token
+from api.errors import INTERNAL, LEGACY, Problem, problem
 from api.legacy import endpoints as legacy
-from api.legacy.format import string_body
+from api.legacy.endpoints import LegacyReply
+from api.legacy.format import error_body, string_body
 from api.legacy.query import parse_query
 from api.metrics import HttpMetrics, HttpMetricsMiddleware
 from api.services import Services
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Services, legacy.Params, str, str | None], Awaitable[legacy.Reply]]
+Handler = Callable[[Services, legacy.Params, str, str | None], Awaitable[LegacyReply]]
 
 _JSON = (b"content-type", b"application/json")
 _CORS = (b"access-control-allow-origin", b"*")
@@ -35,8 +37,7 @@ _PREFLIGHT = (
     (b"access-control-allow-methods", b"GET, HEAD, POST, OPTIONS"),
     (b"access-control-max-age", b"86400"),
 )
-_INTERNAL_ERROR = legacy.Reply(500, string_body("internal error"))
-_QUERY_TOO_LONG = legacy.Reply(414, string_body("query string too long"))  # SDQ_MAX_QUERY_BYTES
+_QUERY_TOO_LONG = LegacyReply(414, string_body("query string too long"))  # SDQ_MAX_QUERY_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,7 @@ class LegacyRouter:
             await self.app(scope, receive, send)
             return
         if scope["method"] == "OPTIONS":
-            reply = legacy.Reply(200, string_body("ok"), _preflight_headers(scope, endpoint))
+            reply = LegacyReply(200, string_body("ok"), _preflight_headers(scope, endpoint))
         else:
             reply = await self._handle(endpoint, scope)
         headers = [_JSON, (b"content-length", str(len(reply.body)).encode()), *reply.headers]
@@ -73,7 +74,7 @@ class LegacyRouter:
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
 
-    async def _handle(self, endpoint: Endpoint, scope: Scope) -> legacy.Reply:
+    async def _handle(self, endpoint: Endpoint, scope: Scope) -> LegacyReply:
         try:
             services: Services = scope["app"].state.services
             if len(scope["query_string"]) > services.settings.max_query_bytes:
@@ -82,9 +83,12 @@ class LegacyRouter:
             secret = params.get("secret", "") or bearer_token(_header(scope, b"authorization"))
             client = services.clients.address(scope) if endpoint.needs_client else None
             return await endpoint.handler(services, params, secret, client)
-        except Exception:
-            log.exception("unhandled error on %s", scope["path"])
-            return _INTERNAL_ERROR
+        except Exception as exc:
+            answer = problem(exc, LEGACY)
+            if answer is None:
+                log.exception("unhandled error on %s", scope["path"])
+                answer = INTERNAL
+            return _reply(answer)
 
 
 class LegacyFirstApp(FastAPI):
@@ -112,6 +116,14 @@ class LegacyFirstApp(FastAPI):
             await self._legacy(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+
+def _reply(answer: Problem) -> LegacyReply:
+    """The contract's error body: every message joined by ", ", as one JSON string."""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    if answer.retry_after_s is not None:
+        headers = ((b"retry-after", b"%d" % answer.retry_after_s),)
+    return LegacyReply(answer.status, error_body(answer.messages), headers)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from api.errors import FieldError
 from api.legacy.query import byte_length
 
 MAX_PROMPT_BYTES = 500
@@ -20,7 +21,7 @@ RESOLUTIONS: dict[str, tuple[int, int]] = {
     "576x768": (576, 768),
     "576x576": (576, 576),
 }
-TOKEN_BYTES = 32
+TOKEN_BYTES = 32  # checked as Go's len(); broker/tokens.py defines what may exist
 NON_PRINTABLE = "prompt contains a non-printable ASCII character (after transliteration of DE/IT)"
 
 _TRANSLITERATION = str.maketrans(
@@ -57,7 +58,6 @@ _TRANSLITERATION = str.maketrans(
 _GO_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _INT64_DIGITS = len(str(_INT64_MAX))
-_TOKEN = re.compile(r"[0-9a-f]{32}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +69,6 @@ class JobRequest:
     width: int
     height: int
     captcha: str
-
-
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    field: str
-    message: str
 
 
 def transliterate(prompt: str) -> str:
@@ -156,8 +150,3 @@ def check_token(raw: str) -> list[FieldError]:
     if byte_length(raw) != TOKEN_BYTES:
         return [FieldError("token", "wrong size for token")]
     return []
-
-
-def is_token_shaped(token: str) -> bool:
-    """Only 32 lower-case hex characters can name a job; anything else is never looked up."""
-    return _TOKEN.fullmatch(token) is not None

@@ -1,14 +1,11 @@
-"""Every v2 error becomes `{"errors": [{"field", "message"}, ...]}`, here and nowhere else.
+"""The v2 error shape, `{"errors": [{"field", "message"}, ...]}`, for every v2 route.
 
-    ApiError(422)               fields break the /addJob rules (all of them listed)
-    ApiError(400)               captcha failed
-    RequestValidationError      the body is not a JSON object -> 400; a field has
-                                the wrong JSON type -> 422
-    JobNotFound                 404 token not found (never existed, or expired)
-    InvalidTransition           409 the job is finished: nothing to cancel
-    RateLimited                 429 too many requests (Retry-After), as /addJob
-    TooManyOpenJobs             429 too many open jobs, as /addJob
-    StorageUnavailable          503 storage unavailable (Redis); try again later
+What each failure answers is api/errors.py's V2 table; this module only renders
+it, and turns FastAPI's own validation errors into the same shape:
+
+    the body is not a JSON object          400 "the body must be a JSON object"
+    a field has the wrong JSON type        422, one entry per field
+    anything the table does not know       500 "internal error" (logged, never shown)
 
 The mapping lives in a route class, so it covers the v2 routes only and leaves
 the error format of every other route of the app alone.
@@ -22,36 +19,28 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.abuse import RateLimited
-from api.legacy.rules import FieldError
-from broker.errors import InvalidTransition, JobNotFound, StorageUnavailable, TooManyOpenJobs
+from api.errors import INTERNAL, V2, FieldError, Problem, problem
 
 log = logging.getLogger(__name__)
 
-NOT_FOUND = FieldError("token", "token not found")
 NOT_AN_OBJECT = FieldError("body", "the body must be a JSON object")
-FINISHED = FieldError("token", "the job is finished: nothing to cancel")
-STORAGE_UNAVAILABLE = FieldError("", "storage unavailable")
-TOO_MANY_REQUESTS = FieldError("", "too many requests")
-TOO_MANY_OPEN_JOBS = FieldError("", "too many open jobs")
-
-
-class ApiError(Exception):
-    """A request the v2 API refuses, with every reason."""
-
-    def __init__(self, status: int, errors: Sequence[FieldError]) -> None:
-        super().__init__(status, errors)
-        self.status = status
-        self.errors = list(errors)
 
 
 def error_response(status: int, errors: Sequence[FieldError]) -> JSONResponse:
     """The one error body. A FieldError with field "" is about no field: null."""
     body = [{"field": error.field or None, "message": error.message} for error in errors]
     return JSONResponse({"errors": body}, status_code=status)
+
+
+def problem_response(answer: Problem) -> JSONResponse:
+    reply = error_response(answer.status, answer.errors)
+    if answer.retry_after_s is not None:
+        reply.headers["Retry-After"] = str(answer.retry_after_s)
+    return reply
 
 
 def _validation_errors(exc: RequestValidationError) -> JSONResponse:
@@ -61,9 +50,9 @@ def _validation_errors(exc: RequestValidationError) -> JSONResponse:
         if error.get("type") == "json_invalid" or location == ["body"]:
             return error_response(400, [NOT_AN_OBJECT])
         field = location[1] if len(location) > 1 and location[0] == "body" else location[-1]
-        problem = FieldError(field, _message(field, error))
-        if problem not in problems:  # a union type reports each of its members
-            problems.append(problem)
+        found = FieldError(field, _message(field, error))
+        if found not in problems:  # a union type reports each of its members
+            problems.append(found)
     return error_response(422, problems)
 
 
@@ -84,22 +73,15 @@ class V2Route(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 return await handler(request)
-            except ApiError as exc:
-                return error_response(exc.status, exc.errors)
             except RequestValidationError as exc:
                 return _validation_errors(exc)
-            except JobNotFound:
-                return error_response(404, [NOT_FOUND])
-            except RateLimited as exc:
-                reply = error_response(429, [TOO_MANY_REQUESTS])
-                reply.headers["Retry-After"] = str(exc.retry_after_s)
-                return reply
-            except TooManyOpenJobs:
-                return error_response(429, [TOO_MANY_OPEN_JOBS])
-            except InvalidTransition:
-                return error_response(409, [FINISHED])
-            except StorageUnavailable as exc:
-                log.error("storage unavailable: %s", exc)
-                return error_response(503, [STORAGE_UNAVAILABLE])
+            except HTTPException:
+                raise  # FastAPI's own answers (e.g. 405), rendered by the app
+            except Exception as exc:
+                answer = problem(exc, V2)
+                if answer is None:
+                    log.exception("unhandled error on %s", request.url.path)
+                    answer = INTERNAL
+                return problem_response(answer)
 
         return handle

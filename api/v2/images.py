@@ -15,7 +15,7 @@ import logging
 from typing import Any, Protocol
 
 from api.settings import ApiSettings
-from gpu_worker.storage.base import image_key
+from broker.images import image_key
 
 log = logging.getLogger(__name__)
 

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import secrets as token_source
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
+from api.errors import Rejected
 from api.legacy.query import go_trim
-from api.legacy.rules import (
-    MAX_NUMBER,
-    MIN_NUMBER,
-    RESOLUTIONS,
-    FieldError,
-    JobRequest,
-    is_token_shaped,
-)
+from api.legacy.rules import MAX_NUMBER, MIN_NUMBER, RESOLUTIONS, JobRequest
 from api.legacy.rules import check_job_request as check_rules
-from api.services import Services
-from api.v2.errors import NOT_FOUND, ApiError, V2Route
+from api.services import ServicesDep
+from api.submit import submit
+from api.v2.errors import V2Route
 from api.v2.events import HEADERS, EventStreamResponse, JobStream, fingerprint
 from api.v2.models import (
     CaptchaConfig,
@@ -34,8 +28,9 @@ from api.v2.models import (
     Workers,
 )
 from api.v2.view import V2Context, links, load_job
-from broker.errors import StorageUnavailable, TokenExists
+from broker.errors import JobNotFound
 from broker.states import JobState
+from broker.tokens import is_token
 
 HCAPTCHA_SCRIPT = "https://js.hcaptcha.com/1/api.js?render=explicit&onload=sdqCaptchaReady"
 THROUGHPUT_SAMPLE_MS = 5_000
@@ -57,22 +52,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/v2", tags=["v2"], route_class=V2Route)
 
 
-def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
-
-
 def context(request: Request) -> V2Context:
     return request.app.state.v2  # type: ignore[no-any-return]
 
 
-ServicesDep = Annotated[Services, Depends(services)]
 ContextDep = Annotated[V2Context, Depends(context)]
 
 
 def _job_token(token: str) -> str:
-    """Only 32 lower-case hex characters can name a job; anything else is never looked up."""
-    if not is_token_shaped(token):
-        raise ApiError(404, [NOT_FOUND])
+    """Only a token-shaped string can name a job; anything else is never looked up."""
+    if not is_token(token):
+        raise JobNotFound(token)
     return token
 
 
@@ -97,38 +87,10 @@ async def create_job(
         go_trim(body.captcha),
     )
     if not isinstance(job, JobRequest):
-        raise ApiError(422, job)
-    # The /addJob limits, in its order: before the captcha, so none is spent on a
-    # refused request; counted on the client's address (trusted proxies resolved).
-    client = services.clients.address(request.scope)
-    token, key = token_source.token_hex(16), services.clients.key(client)
-    await services.abuse.admit(key, token)
-    if not await services.captcha.verify(job.captcha, client):
-        await services.abuse.release(key, token)
-        raise ApiError(400, [FieldError("captcha", "captcha failed")])
-    token = await _enqueue(services, job, token, key)
+        raise Rejected(422, job)
+    token = await submit(services, job, services.clients.address(request.scope))
     response.headers["Location"] = links(token).status
     return JobCreated(token=token, state=JobState.NEW, links=links(token))
-
-
-async def _enqueue(services: Services, job: JobRequest, token: str, client_key: str) -> str:
-    max_open = services.abuse.max_open
-    for _ in range(3):
-        try:
-            await services.queue.add_job(
-                token,
-                job.prompt,
-                job.number,
-                job.width,
-                job.height,
-                client=client_key if max_open else "",
-                max_open=max_open,
-            )
-        except TokenExists:  # 2**-128 per pair; retried rather than assumed away
-            token = token_source.token_hex(16)
-            continue
-        return token
-    raise StorageUnavailable("could not allocate a token")
 
 
 @router.get(

@@ -20,7 +20,7 @@ from broker.errors import (
     BrokerError,
     InvalidTransition,
     JobNotFound,
-    StaleAttempt,
+    StaleClaim,
     TokenExists,
     TooManyOpenJobs,
 )
@@ -30,7 +30,7 @@ _INCLUDE = re.compile(r"^--@include (\S+)$", re.MULTILINE)
 _ERRORS: dict[str, type[BrokerError]] = {
     "NOT_FOUND": JobNotFound,
     "BAD_TRANSITION": InvalidTransition,
-    "STALE_ATTEMPT": StaleAttempt,
+    "STALE_CLAIM": StaleClaim,
     "TOKEN_EXISTS": TokenExists,
     "TOO_MANY_OPEN": TooManyOpenJobs,
 }

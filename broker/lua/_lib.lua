@@ -140,31 +140,31 @@ local function sweep(K, now, max_attempts, retention_ms, limit)
   return requeued, failed, #unreserved
 end
 
--- Moves a new job to pending under a lease; returns the claim's attempt id,
+-- Moves a new job to pending under a lease; returns the claim's fence,
 -- the fencing token every later call of this claim must present.
 local function start_lease(K, token, member, now, lease_ms, worker)
   local jk = K.job_prefix .. token
-  local claim = redis.call('HINCRBY', jk, 'claims', 1)
+  local fence = redis.call('HINCRBY', jk, 'fence', 1)
   redis.call('ZREM', K.waiting, member)
   redis.call('ZREM', K.reserved, token)
   redis.call('ZADD', K.leases, now + lease_ms, token)
   redis.call('HSET', jk, 'state', 'pending', 'started_ms', now,
     'lease_until', now + lease_ms, 'progress', 0, 'worker', worker)
-  return claim
+  return fence
 end
 
 -- The fence of every call a claim makes after claiming: the job must exist, be
 -- pending, and still belong to this claim. Returns an error code, or nil.
-local function claim_error(job_key, attempt)
-  local f = redis.call('HMGET', job_key, 'state', 'claims')
+local function claim_error(job_key, fence)
+  local f = redis.call('HMGET', job_key, 'state', 'fence')
   if not f[1] then
     return 'NOT_FOUND'
   end
   if f[1] ~= 'pending' then
     return 'BAD_TRANSITION'
   end
-  if attempt ~= f[2] then
-    return 'STALE_ATTEMPT'
+  if fence ~= f[2] then
+    return 'STALE_CLAIM'
   end
   return nil
 end

@@ -49,7 +49,7 @@ local member = string.format('%016d', seq) .. token
 redis.call('HSET', jk,
   'token', token, 'prompt', ARGV[2], 'number', ARGV[3], 'width', ARGV[4],
   'height', ARGV[5], 'state', 'new', 'created_ms', created, 'member', member,
-  'attempts', 0, 'claims', 0, 'progress', 0, 'lease_until', 0)
+  'attempts', 0, 'fence', 0, 'progress', 0, 'lease_until', 0)
 if client ~= '' then
   redis.call('HSET', jk, 'client', client)
 end

@@ -11,7 +11,7 @@ ARGV:
   [4] sweep_limit       integer
   [5] worker            the worker's id
 Returns:
-  {'OK', token, number, width, height, prompt, attempt, lease_until_ms, created_ms}
+  {'OK', token, number, width, height, prompt, fence, lease_until_ms, created_ms}
   {'OK'}                no claimable job
 ]]
 --@include _lib.lua
@@ -26,8 +26,8 @@ end
 local member = head[1]
 local token = token_of(member)
 local lease_ms = tonumber(ARGV[1])
-local claim = start_lease(K, token, member, now, lease_ms, ARGV[5])
+local fence = start_lease(K, token, member, now, lease_ms, ARGV[5])
 local f = redis.call('HMGET', K.job_prefix .. token, 'number', 'width', 'height', 'prompt',
   'created_ms')
-return {'OK', token, tonumber(f[1]), tonumber(f[2]), tonumber(f[3]), f[4], claim,
+return {'OK', token, tonumber(f[1]), tonumber(f[2]), tonumber(f[3]), f[4], fence,
   now + lease_ms, tonumber(f[5])}

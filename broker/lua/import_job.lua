@@ -62,7 +62,7 @@ local member = string.format('%016d', seq) .. token
 redis.call('HSET', jk,
   'token', token, 'prompt', ARGV[2], 'number', ARGV[3], 'width', ARGV[4],
   'height', ARGV[5], 'state', state, 'created_ms', created, 'member', member,
-  'attempts', 0, 'claims', 0, 'progress', 0, 'lease_until', 0)
+  'attempts', 0, 'fence', 0, 'progress', 0, 'lease_until', 0)
 redis.call('HINCRBY', K.stats, 'imported', 1)
 
 if state == 'new' then
@@ -74,14 +74,14 @@ elseif state == 'pending' then
   local lease_ms = tonumber(ARGV[9]) + math.ceil(tonumber(ARGV[10]) * pixels / 1000000)
   redis.call('ZADD', K.active, tonumber(created), member)
   redis.call('ZADD', K.leases, now + lease_ms, token)
-  redis.call('HSET', jk, 'claims', 1, 'started_ms', now, 'lease_until', now + lease_ms,
+  redis.call('HSET', jk, 'fence', 1, 'started_ms', now, 'lease_until', now + lease_ms,
     'worker', 'import')
 else
   local finished = now
   if ARGV[8] ~= '' then
     finished = tonumber(ARGV[8])
   end
-  redis.call('HSET', jk, 'claims', 1, 'progress', ARGV[3], 'finished_ms', finished)
+  redis.call('HSET', jk, 'fence', 1, 'progress', ARGV[3], 'finished_ms', finished)
   redis.call('PEXPIREAT', jk, expire_at)
 end
 return {'OK', 'imported'}

@@ -6,13 +6,13 @@ the queue with its creation time, or becomes failed at max_attempts. Fenced.
 KEYS: the queue layout of _lib.lua (1 job prefix .. 7 wakeup)
 ARGV:
   [1] token
-  [2] attempt           the claim id returned by the claim
+  [2] fence             the claim's fencing token (returned by the claim)
   [3] max_attempts      integer
   [4] retention_ms      integer ms
   [5] reason            short text stored as last_error
 Returns:
   {'OK', new_state}     new_state is 'new' or 'failed'
-  {'NOT_FOUND'} | {'BAD_TRANSITION'} (not pending) | {'STALE_ATTEMPT'}
+  {'NOT_FOUND'} | {'BAD_TRANSITION'} (not pending) | {'STALE_CLAIM'}
 ]]
 --@include _lib.lua
 

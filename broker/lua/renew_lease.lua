@@ -5,12 +5,12 @@ records progress. Fenced: only the current claim may renew.
 KEYS: the queue layout of _lib.lua (1 job prefix .. 7 wakeup)
 ARGV:
   [1] token
-  [2] attempt           the claim id returned by the claim
+  [2] fence             the claim's fencing token (returned by the claim)
   [3] lease_ms          integer ms from now
   [4] progress          images stored so far; '' = unchanged
 Returns:
   {'OK', lease_until_ms}
-  {'NOT_FOUND'} | {'BAD_TRANSITION'} (not pending) | {'STALE_ATTEMPT'}
+  {'NOT_FOUND'} | {'BAD_TRANSITION'} (not pending) | {'STALE_CLAIM'}
 ]]
 --@include _lib.lua
 

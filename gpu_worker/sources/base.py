@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
-from broker.job import NextJob
+from broker.job import Claim
+from broker.renders import RenderSample
 from broker.states import JobState
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """A job this worker holds. `attempt` is the fencing token of the claim; None when
-    a legacy server gave none (then the job cannot be renewed, fenced or released)."""
-
-    job: NextJob
-    attempt: int | None
-    lease_until_ms: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class RenderSample:
-    """Render time of some images of one resolution, for ETAs."""
-
-    width: int
-    height: int
-    images: int
-    ms: int
 
 
 class JobSource(Protocol):
     name: str
 
-    async def claim(self) -> Lease | None:
+    async def claim(self) -> Claim | None:
         """The oldest job, now pending under a lease for this worker; None when idle."""
         ...
 
@@ -40,15 +20,15 @@ class JobSource(Protocol):
         """Returns when a job may be claimable (or after a fallback poll interval)."""
         ...
 
-    async def renew(self, lease: Lease, progress: int) -> None:
+    async def renew(self, claim: Claim, progress: int) -> None:
         """Extends the lease and records images done so far. Raises LeaseLost."""
         ...
 
-    async def complete(self, lease: Lease) -> None:
+    async def complete(self, claim: Claim) -> None:
         """Marks the job complete (every image is stored). Raises LeaseLost."""
         ...
 
-    async def release(self, lease: Lease, reason: str) -> JobState | None:
+    async def release(self, claim: Claim, reason: str) -> JobState | None:
         """Gives the job back (attempt counted); its new state, None if unsupported."""
         ...
 

@@ -2,8 +2,8 @@
 
 getNextJob -> setJobStatus pending -> (render, store) -> setJobStatus complete is
 all a legacy server needs, so this worker also runs against the original service.
-Against our API it also reads the claim's attempt id (header `x-sdq-attempt`),
-fences completion with it (`attempt=`), renews the lease and releases failed
+Against our API it also reads the claim's fence (header `x-sdq-fence`),
+fences completion with it (`fence=`), renews the claim and releases failed
 jobs (/backend/lease, /backend/release) and reports render times (/backend/report).
 A server without those endpoints answers a plain 404/405: the worker notes it and
 carries on with the legacy protocol alone.
@@ -21,11 +21,11 @@ from typing import Any
 
 import httpx
 
-from broker.job import NextJob
+from broker.job import Claim, JobSpec
+from broker.renders import RenderSample
 from broker.states import JobState
 from gpu_worker.errors import LeaseLost, SourceRefused, SourceUnavailable
 from gpu_worker.settings import WorkerSettings
-from gpu_worker.sources.base import Lease, RenderSample
 from gpu_worker.sources.http_client import HttpClient, HttpUnreachable, HttpxClient, Reply
 from gpu_worker.sources.lean_http import LeanHttpClient
 
@@ -57,7 +57,7 @@ class HttpSource:
             else HttpxClient(settings.api_url, settings.http_timeout_s, transport)
         )
 
-    async def claim(self) -> Lease | None:
+    async def claim(self) -> Claim | None:
         for _ in range(CLAIM_TRIES):
             reply = await self._call("GET", "/getNextJob", {})
             if reply.status == 404:
@@ -67,9 +67,9 @@ class HttpSource:
                 "GET", "/setJobStatus", {"token": job.token, "state": "pending"}
             )
             if reply.status == 200:
-                return Lease(
+                return Claim(
                     job,
-                    _int_header(reply, "x-sdq-attempt"),
+                    _int_header(reply, "x-sdq-fence"),
                     _int_header(reply, "x-sdq-lease-until-ms"),
                 )
             if reply.status not in (400, 404):  # 400: set pending by another backend
@@ -79,35 +79,35 @@ class HttpSource:
     async def wait_for_work(self) -> None:
         await asyncio.sleep(self._settings.http_poll_s)
 
-    async def renew(self, lease: Lease, progress: int) -> None:
-        if lease.attempt is None or not self.extensions:
+    async def renew(self, claim: Claim, progress: int) -> None:
+        if claim.fence is None or not self.extensions:
             return
         params = {
-            "token": lease.job.token,
-            "attempt": str(lease.attempt),
+            "token": claim.job.token,
+            "fence": str(claim.fence),
             "lease_ms": str(self._settings.worker_lease_ms),
             "progress": str(progress),
         }
         reply = await self._call("POST", "/backend/lease", params)
         self._extension_reply(reply, "lease")
 
-    async def complete(self, lease: Lease) -> None:
-        params = {"token": lease.job.token, "state": "complete"}
-        if lease.attempt is not None:
-            params["attempt"] = str(lease.attempt)
+    async def complete(self, claim: Claim) -> None:
+        params = {"token": claim.job.token, "state": "complete"}
+        if claim.fence is not None:
+            params["fence"] = str(claim.fence)
         reply = await self._call("GET", "/setJobStatus", params)
         if reply.status in (400, 404, 409):  # superseded, gone, or not pending any more
             raise LeaseLost(f"setJobStatus complete: {_message(reply)}")
         if reply.status != 200:
             raise SourceUnavailable(f"setJobStatus complete: HTTP {reply.status}")
 
-    async def release(self, lease: Lease, reason: str) -> JobState | None:
-        if lease.attempt is None or not self.extensions:
+    async def release(self, claim: Claim, reason: str) -> JobState | None:
+        if claim.fence is None or not self.extensions:
             log.warning(
-                "job %s cannot be released: the API has no release extension", _short(lease)
+                "job %s cannot be released: the API has no release extension", _short(claim)
             )
             return None
-        params = {"token": lease.job.token, "attempt": str(lease.attempt), "reason": reason[:200]}
+        params = {"token": claim.job.token, "fence": str(claim.fence), "reason": reason[:200]}
         reply = await self._call("POST", "/backend/release", params)
         body = self._extension_reply(reply, "release")
         return None if body is None else JobState(body["state"])
@@ -186,12 +186,12 @@ def _message(reply: Reply) -> str:
     return body if isinstance(body, str) else ""
 
 
-def _next_job(reply: Reply) -> NextJob:
+def _next_job(reply: Reply) -> JobSpec:
     body = reply.json()
     if reply.status != 200 or not isinstance(body, dict):
         raise SourceUnavailable(f"getNextJob: HTTP {reply.status}")
     try:
-        return NextJob(
+        return JobSpec(
             token=str(body["Token"]),
             number=int(body["Number"]),
             width=int(body["Width"]),
@@ -207,5 +207,5 @@ def _int_header(reply: Reply, name: str) -> int | None:
     return int(value) if value.isdecimal() else None
 
 
-def _short(lease: Lease) -> str:
-    return lease.job.token[:8]
+def _short(claim: Claim) -> str:
+    return claim.job.token[:8]

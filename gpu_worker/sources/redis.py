@@ -15,13 +15,13 @@ from types import TracebackType
 from redis.asyncio import Redis
 
 from broker.connection import create_redis
-from broker.errors import InvalidTransition, JobNotFound, StaleAttempt, StorageUnavailable
+from broker.errors import InvalidTransition, JobNotFound, StaleClaim, StorageUnavailable
+from broker.job import Claim
 from broker.queue import Queue
+from broker.renders import RenderSample
 from broker.states import JobState
 from gpu_worker.errors import LeaseLost, SourceUnavailable
 from gpu_worker.settings import WorkerSettings
-from gpu_worker.sources.base import Lease, RenderSample
-from gpu_worker.telemetry import Telemetry
 
 
 class _Translated:
@@ -39,7 +39,7 @@ class _Translated:
     ) -> None:
         if isinstance(exc, StorageUnavailable):
             raise SourceUnavailable(f"redis: {exc}") from exc
-        if isinstance(exc, (StaleAttempt, InvalidTransition, JobNotFound)):
+        if isinstance(exc, (StaleClaim, InvalidTransition, JobNotFound)):
             raise LeaseLost(type(exc).__name__) from exc
 
 
@@ -70,43 +70,39 @@ class RedisSource:
         self._worker_id = worker_id
         self.queue = Queue(self._redis, settings)
         self._wait_queue = Queue(self._waiter, settings)
-        self._telemetry = Telemetry(self._redis, self.queue.keys)
 
-    async def claim(self) -> Lease | None:
+    async def claim(self) -> Claim | None:
         async with _translated:
-            claim = await self.queue.claim(self._worker_id, self._settings.worker_lease_ms)
-        if claim is None:
-            return None
-        return Lease(claim.job, claim.attempt, claim.lease_until_ms)
+            return await self.queue.claim(self._worker_id, self._settings.worker_lease_ms)
 
     async def wait_for_work(self) -> None:
         async with _translated:
             await self._wait_queue.wait_for_work(self._settings.idle_poll_s)
 
-    async def renew(self, lease: Lease, progress: int) -> None:
+    async def renew(self, claim: Claim, progress: int) -> None:
         async with _translated:
             await self.queue.renew_lease(
-                lease.job.token, _attempt(lease), self._settings.worker_lease_ms, progress
+                claim.job.token, _fence(claim), self._settings.worker_lease_ms, progress
             )
 
-    async def complete(self, lease: Lease) -> None:
+    async def complete(self, claim: Claim) -> None:
         async with _translated:
-            await self.queue.complete(lease.job.token, _attempt(lease))
+            await self.queue.complete(claim.job.token, _fence(claim))
 
-    async def release(self, lease: Lease, reason: str) -> JobState | None:
+    async def release(self, claim: Claim, reason: str) -> JobState | None:
         async with _translated:
-            return await self.queue.release(lease.job.token, _attempt(lease), reason)
+            return await self.queue.release(claim.job.token, _fence(claim), reason)
 
     async def report(self, samples: list[RenderSample], leaving: bool) -> None:
         async with _translated:
-            await self._telemetry.record(self._worker_id, samples, leaving)
+            await self.queue.record_renders(self._worker_id, samples, leaving)
 
     async def aclose(self) -> None:
         for client in self._owned:
             await client.aclose()
 
 
-def _attempt(lease: Lease) -> int:
-    if lease.attempt is None:  # a direct claim always has one
-        raise LeaseLost("claim without attempt id")
-    return lease.attempt
+def _fence(claim: Claim) -> int:
+    if claim.fence is None:  # a direct claim always has one
+        raise LeaseLost("claim without a fence")
+    return claim.fence

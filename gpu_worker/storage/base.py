@@ -1,12 +1,8 @@
-"""Where images go: `<base>/<token>/<index:05d>.png`, as the existing frontend loads them."""
+"""Where images go: a store keeps each PNG under broker/images.py's key layout."""
 
 from __future__ import annotations
 
 from typing import Protocol
-
-
-def image_key(token: str, index: int) -> str:
-    return f"{token}/{index:05d}.png"
 
 
 class ImageStore(Protocol):

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 
-from gpu_worker.storage.base import image_key
-
-_TOKEN = re.compile(r"[0-9a-f]{32}")
+from broker.images import MAX_IMAGES, image_key
+from broker.tokens import is_token
 
 
 class LocalStore:
@@ -18,7 +16,7 @@ class LocalStore:
 
     def put(self, token: str, index: int, png: bytes) -> None:
         """Writes atomically (temporary file, then rename): a reader never sees half a PNG."""
-        if not _TOKEN.fullmatch(token) or not 0 <= index <= 99_999:
+        if not is_token(token) or not 0 <= index < MAX_IMAGES:
             raise ValueError(f"refusing to store image {index!r} of token {token!r}")
         path = self.folder / image_key(token, index)
         path.parent.mkdir(parents=True, exist_ok=True)

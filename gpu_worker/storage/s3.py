@@ -7,7 +7,7 @@ from typing import Any
 import boto3  # type: ignore[import-untyped]  # boto3 ships no type hints
 from botocore.config import Config  # type: ignore[import-untyped]
 
-from gpu_worker.storage.base import image_key
+from broker.images import image_key
 
 
 class S3Store:

@@ -26,12 +26,12 @@ from typing import TextIO
 
 from broker.connection import create_redis
 from broker.errors import StorageUnavailable
+from broker.job import ImportedJob
 from broker.queue import Queue
 from broker.settings import BrokerSettings
 from sdq.migrate.sqlite import (
     BadRow,
     LegacyDatabaseError,
-    LegacyJob,
     iter_rows,
     open_legacy_db,
     read_secrets,
@@ -64,12 +64,12 @@ class ImportReport:
 
 
 async def import_rows(
-    rows: Iterable[LegacyJob | BadRow], queue: Queue | None, batch_size: int = 1000
+    rows: Iterable[ImportedJob | BadRow], queue: Queue | None, batch_size: int = 1000
 ) -> ImportReport:
     """Imports the valid rows batch by batch; with no queue, only checks them (dry run)."""
     report = ImportReport()
     for batch in _batches(rows, batch_size):
-        jobs = [row for row in batch if isinstance(row, LegacyJob)]
+        jobs = [row for row in batch if isinstance(row, ImportedJob)]
         for bad in (row for row in batch if isinstance(row, BadRow)):
             report.bad_rows.append(bad)
             report.add(bad.state, "skipped")
@@ -79,7 +79,9 @@ async def import_rows(
     return report
 
 
-def _batches(rows: Iterable[LegacyJob | BadRow], size: int) -> Iterator[list[LegacyJob | BadRow]]:
+def _batches(
+    rows: Iterable[ImportedJob | BadRow], size: int
+) -> Iterator[list[ImportedJob | BadRow]]:
     iterator = iter(rows)
     while batch := list(islice(iterator, size)):
         yield batch
@@ -192,7 +194,7 @@ def import_sqlite(
 
 
 async def _run(
-    rows: Iterable[LegacyJob | BadRow], settings: BrokerSettings, dry_run: bool, batch_size: int
+    rows: Iterable[ImportedJob | BadRow], settings: BrokerSettings, dry_run: bool, batch_size: int
 ) -> ImportReport:
     if dry_run:
         return await import_rows(rows, None, batch_size)

@@ -2,22 +2,30 @@
 
 The original (Go + SQLite) keeps `jobs(created_ms, prompt, number, width, height,
 token, state, completed_ms)`, with `number` stored as text, and `secrets(kind,
-secret)`. Rows are checked one by one against the rules a job must satisfy to be
-served by this queue: a bad row is reported and skipped, never fatal, so one
+secret)`. Rows are checked one by one against the contract's rules (api/legacy/rules.py, the
+same checks /addJob makes): a bad row is reported and skipped, never fatal, so one
 odd row cannot block a migration. Only a file that is not this database at all
 (another schema, not SQLite, unreadable) is refused, with `LegacyDatabaseError`.
 """
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from api.legacy.rules import (
+    MAX_NUMBER,
+    MIN_NUMBER,
+    RESOLUTIONS,
+    check_prompt,
+    parse_go_int,
+)
+from broker.job import ImportedJob
 from broker.states import JobState
+from broker.tokens import is_token
 
 JOB_COLUMNS = (
     "created_ms",
@@ -31,14 +39,7 @@ JOB_COLUMNS = (
 )
 SECRET_COLUMNS = ("kind", "secret")
 LEGACY_STATES = frozenset({JobState.NEW, JobState.PENDING, JobState.COMPLETE})
-RESOLUTIONS = frozenset({(1024, 576), (768, 576), (576, 768), (576, 576)})
-MAX_PROMPT_BYTES = 500
-MIN_NUMBER, MAX_NUMBER = 1, 16
-
-_TOKEN = re.compile(r"[0-9a-f]{32}", re.ASCII)
-_GO_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)  # strconv.ParseInt(s, 10, 64)
-_PRINTABLE = re.compile(r"[ -~]*", re.ASCII)
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+SIZES = frozenset(RESOLUTIONS.values())
 
 # Rows in creation order; equal times keep the original's insertion order (rowid),
 # which is the FIFO order its /getNextJob showed.
@@ -50,20 +51,6 @@ _SELECT_JOBS = (
 
 class LegacyDatabaseError(Exception):
     """The file is not the original service's database: nothing can be imported."""
-
-
-@dataclass(frozen=True, slots=True)
-class LegacyJob:
-    """One valid row of the original's `jobs` table."""
-
-    token: str
-    prompt: str
-    number: int
-    width: int
-    height: int
-    state: JobState
-    created_ms: int
-    completed_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +100,7 @@ def _check_schema(db: sqlite3.Connection, path: Path) -> None:
             )
 
 
-def iter_rows(db: sqlite3.Connection) -> Iterator[LegacyJob | BadRow]:
+def iter_rows(db: sqlite3.Connection) -> Iterator[ImportedJob | BadRow]:
     """Every row of `jobs`, oldest first, as a job or as the reason it is not one."""
     try:
         with closing(db.execute(_SELECT_JOBS)) as cursor:
@@ -142,11 +129,11 @@ def parse_row(
     token: object,
     state: object,
     completed_ms: object,
-) -> LegacyJob | BadRow:
+) -> ImportedJob | BadRow:
     """Checks one row; the first failed rule is the reason it is skipped."""
     token_text = _text(token) or ""
     state_text = _text(state) or ""
-    shown = token_text if _TOKEN.fullmatch(token_text) else "?"
+    shown = token_text if is_token(token_text) else "?"
 
     def bad(reason: str) -> BadRow:
         return BadRow(rowid, shown, state_text if state_text in LEGACY_STATES else "?", reason)
@@ -167,26 +154,27 @@ def parse_row(
     if not MIN_NUMBER <= count <= MAX_NUMBER:
         return bad(f"number {count} out of range {MIN_NUMBER}..{MAX_NUMBER}")
     size = (_integer(width) or 0, _integer(height) or 0)
-    if size not in RESOLUTIONS:
+    if size not in SIZES:
         return bad("width x height is not one of 1024x576, 768x576, 576x768, 576x576")
     text, problem = _check_prompt(prompt)
     if problem:
         return bad(problem)
     w, h = size
-    return LegacyJob(token_text, text, count, w, h, JobState(state_text), created, completed)
+    return ImportedJob(token_text, text, count, w, h, JobState(state_text), created, completed)
 
 
 def _check_prompt(value: object) -> tuple[str, str]:
-    """(prompt, '') or ('', why it cannot be served): printable ASCII, 1..500 bytes."""
+    """(prompt, '') or ('', why it cannot be served), by /addJob's prompt rules. The
+    original stored prompts after transliteration, so a stored prompt that changes
+    when transliterated again (it still holds ä, é, ...) was not written by it."""
     prompt = _text(value)
     if prompt is None:
         return "", "prompt is missing or not UTF-8 text"
-    if prompt == "":
-        return "", "prompt is empty"
-    if not _PRINTABLE.fullmatch(prompt):
+    checked, errors = check_prompt(prompt)
+    if errors:
+        return "", f"prompt: {', '.join(error.message for error in errors)}"
+    if checked != prompt:
         return "", "prompt contains a character outside printable ASCII"
-    if len(prompt) > MAX_PROMPT_BYTES:  # printable ASCII: one byte per character
-        return "", f"prompt longer than {MAX_PROMPT_BYTES} bytes"
     return prompt, ""
 
 
@@ -204,7 +192,4 @@ def _integer(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     text = _text(value)
-    if text is None or not _GO_INT.fullmatch(text):
-        return None
-    parsed = int(text)
-    return parsed if _INT64_MIN <= parsed <= _INT64_MAX else None
+    return None if text is None else parse_go_int(text)

@@ -79,7 +79,7 @@ async def test_metrics_job_counters(client: httpx.AsyncClient, queue: Queue) -> 
     await queue.set_state(tokens[0], JobState.COMPLETE)
     claim = await queue.claim("w1")
     assert claim is not None
-    await queue.release(claim.job.token, claim.attempt, "gpu lost")
+    await queue.release(claim.job.token, claim.fence, "gpu lost")
     samples = await scrape(client)
     assert value(samples, "sdq_jobs_added_total") == 3
     assert value(samples, "sdq_jobs_completed_total") == 1

@@ -38,7 +38,7 @@ async def test_add_job_refuses_a_token_of_a_finished_job(queue: Queue) -> None:
     await add(queue, 1)
     claim = await queue.claim("w")
     assert claim is not None
-    await queue.complete(claim.job.token, claim.attempt)
+    await queue.complete(claim.job.token, claim.fence)
 
     with pytest.raises(TokenExists):
         await add(queue, 1)

@@ -3,7 +3,7 @@ one step, with an attempt id that fences every later call of this claim."""
 
 from __future__ import annotations
 
-from broker.job import NextJob
+from broker.job import JobSpec
 from broker.queue import Queue
 from broker.states import JobState
 from tests.broker.helpers import add, check_indexes, server_ms, token, tuned
@@ -22,8 +22,8 @@ async def test_claim_takes_the_oldest_job_and_makes_it_pending(queue: Queue) -> 
 
     after = await server_ms(queue.redis)
     assert claim is not None
-    assert claim.job == NextJob(token(1), 2, 768, 576, "first")
-    assert claim.attempt == 1
+    assert claim.job == JobSpec(token(1), 2, 768, 576, "first")
+    assert claim.fence == 1
     assert before + 20_000 <= claim.lease_until_ms <= after + 20_000
     record = await queue.redis.hgetall(queue.keys.job(token(1)))
     assert (record["state"], record["worker"]) == ("pending", "worker-a")
@@ -49,8 +49,8 @@ async def test_claim_attempt_increments_per_claim(queue: Queue) -> None:
     for _ in range(4):
         claim = await q.claim("w")
         assert claim is not None
-        attempts.append(claim.attempt)
-        await q.release(claim.job.token, claim.attempt, "again")
+        attempts.append(claim.fence)
+        await q.release(claim.job.token, claim.fence, "again")
 
     assert attempts == [1, 2, 3, 4]
 
@@ -67,7 +67,7 @@ async def test_claim_after_complete_leaves_the_job_alone(queue: Queue) -> None:
     await add(queue, 1)
     claim = await queue.claim("w")
     assert claim is not None
-    await queue.complete(claim.job.token, claim.attempt)
+    await queue.complete(claim.job.token, claim.fence)
 
     assert await queue.claim("w") is None
     assert (await queue.status(token(1))).state is JobState.COMPLETE

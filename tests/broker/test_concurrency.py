@@ -47,7 +47,7 @@ async def test_concurrent_set_pending_on_one_job_has_exactly_one_winner(
     assert outcomes == {"ok": 1, "refused": 49}
     status = await replicas[0].status(token(1))
     assert (status.state, status.attempts) == (JobState.PENDING, 0)
-    assert await replicas[0].redis.hget(replicas[0].keys.job(token(1)), "claims") == "1"
+    assert await replicas[0].redis.hget(replicas[0].keys.job(token(1)), "fence") == "1"
 
 
 async def test_concurrent_claims_on_eight_jobs_get_eight_different_jobs(
@@ -73,7 +73,7 @@ async def test_concurrent_claims_racing_on_five_jobs_claim_each_once(
 
     won: list[Claim] = [claim for claim in claims if claim is not None]
     assert sorted(claim.job.token for claim in won) == [token(i) for i in range(5)]
-    assert {claim.attempt for claim in won} == {1}
+    assert {claim.fence for claim in won} == {1}
     assert (await replicas[0].counts())["pending"] == 5
 
 
@@ -109,7 +109,7 @@ async def test_concurrent_complete_and_requeue_never_lose_the_job(replicas: list
     assert claim is not None
 
     await asyncio.gather(
-        replicas[1].complete(claim.job.token, claim.attempt),
+        replicas[1].complete(claim.job.token, claim.fence),
         *(replicas[i % REPLICAS].requeue_expired() for i in range(10)),
         *(replicas[i % REPLICAS].next_job() for i in range(5)),
     )

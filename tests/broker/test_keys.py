@@ -73,7 +73,7 @@ async def test_keys_written_by_the_scripts_all_carry_the_tag(queue: Queue) -> No
     await q.set_state(token(1), JobState.PENDING)
     claim = await q.claim("w")
     assert claim is not None
-    await q.release(claim.job.token, claim.attempt, "x")
+    await q.release(claim.job.token, claim.fence, "x")
     await q.requeue_expired()
 
     written = [key async for key in q.redis.scan_iter(match=f"*{q.settings.key_prefix}*")]

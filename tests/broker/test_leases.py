@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.errors import InvalidTransition, JobNotFound, StaleAttempt
+from broker.errors import InvalidTransition, JobNotFound, StaleClaim
 from broker.job import Claim
 from broker.queue import Queue
 from broker.states import JobState
@@ -53,7 +53,7 @@ async def test_lease_expiry_keeps_the_job_at_the_head_of_the_queue(queue: Queue)
     assert [(await queue.status(token(i))).queue_length for i in range(4)] == lengths
     again = await queue.claim("w2")
     assert again is not None and again.job.token == token(0)
-    assert again.attempt == 2
+    assert again.fence == 2
 
 
 async def test_lease_expiry_fails_the_job_after_max_attempts(queue: Queue) -> None:
@@ -78,9 +78,9 @@ async def test_lease_of_a_failed_job_cannot_be_renewed_or_completed(queue: Queue
     claim = await claim_expired(q)
 
     with pytest.raises(InvalidTransition):
-        await q.renew_lease(claim.job.token, claim.attempt)
+        await q.renew_lease(claim.job.token, claim.fence)
     with pytest.raises(InvalidTransition):
-        await q.complete(claim.job.token, claim.attempt)
+        await q.complete(claim.job.token, claim.fence)
     with pytest.raises(InvalidTransition):
         await q.set_state(claim.job.token, JobState.PENDING)
 
@@ -99,7 +99,7 @@ async def test_renew_lease_extends_the_lease(queue: Queue) -> None:
     claim = await queue.claim("w", lease_ms=SHORT_MS)
     assert claim is not None
 
-    until = await queue.renew_lease(claim.job.token, claim.attempt, lease_ms=60_000, progress=1)
+    until = await queue.renew_lease(claim.job.token, claim.fence, lease_ms=60_000, progress=1)
     await wait_past(queue.redis, claim.lease_until_ms)
 
     assert until >= claim.lease_until_ms + 60_000 - SHORT_MS
@@ -115,7 +115,7 @@ async def test_renew_lease_is_measured_from_the_server_clock(queue: Queue) -> No
     assert claim is not None
 
     before = await server_ms(queue.redis)
-    until = await queue.renew_lease(claim.job.token, claim.attempt, lease_ms=30_000)
+    until = await queue.renew_lease(claim.job.token, claim.fence, lease_ms=30_000)
 
     assert before + 30_000 <= until <= await server_ms(queue.redis) + 30_000
 
@@ -126,10 +126,10 @@ async def test_renew_lease_with_a_stale_attempt_is_refused(queue: Queue) -> None
     current = await queue.claim("w2", lease_ms=60_000)
     assert current is not None
 
-    with pytest.raises(StaleAttempt):
-        await queue.renew_lease(old.job.token, old.attempt, lease_ms=60_000)
-    with pytest.raises(StaleAttempt):
-        await queue.complete(old.job.token, old.attempt)
+    with pytest.raises(StaleClaim):
+        await queue.renew_lease(old.job.token, old.fence, lease_ms=60_000)
+    with pytest.raises(StaleClaim):
+        await queue.complete(old.job.token, old.fence)
 
     assert await queue.redis.zscore(queue.keys.leases, token(1)) == current.lease_until_ms
     assert (await queue.status(token(1))).state is JobState.PENDING

@@ -3,7 +3,7 @@ so that concurrent backends get different jobs; the job's state stays new."""
 
 from __future__ import annotations
 
-from broker.job import NextJob
+from broker.job import JobSpec
 from broker.queue import Queue
 from broker.states import JobState
 from tests.broker.helpers import add, check_indexes, eventually, token, tuned
@@ -17,7 +17,7 @@ async def test_next_job_names_the_oldest_job_with_what_a_backend_needs(queue: Qu
     await queue.add_job(token(1), "first", 3, 1024, 576)
     await queue.add_job(token(2), "second", 1, 576, 576)
 
-    assert await queue.next_job() == NextJob(token(1), 3, 1024, 576, "first")
+    assert await queue.next_job() == JobSpec(token(1), 3, 1024, 576, "first")
 
 
 async def test_next_job_hides_a_handed_out_job_from_the_next_caller(queue: Queue) -> None:

@@ -70,7 +70,7 @@ async def test_open_jobs_failed_and_cancelled_free_the_slot(queue: Queue) -> Non
     while outcome == JobState.NEW:  # each failed attempt requeues, the last one fails
         claim = await queue.claim("w1")
         assert claim is not None and claim.job.token == token(1)
-        outcome = await queue.release(claim.job.token, claim.attempt, "boom")
+        outcome = await queue.release(claim.job.token, claim.fence, "boom")
     assert outcome == JobState.FAILED
     assert await members(queue) == {}
 
@@ -79,7 +79,7 @@ async def test_open_jobs_a_requeued_job_stays_open(queue: Queue) -> None:
     await add(queue, 1, max_open=1)
     claim = await queue.claim("w1")
     assert claim is not None
-    assert await queue.release(claim.job.token, claim.attempt, "gpu lost") == JobState.NEW
+    assert await queue.release(claim.job.token, claim.fence, "gpu lost") == JobState.NEW
     assert await members(queue) == {token(1): 0}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.errors import InvalidTransition, JobNotFound, StaleAttempt
+from broker.errors import InvalidTransition, JobNotFound, StaleClaim
 from broker.queue import Queue
 from broker.states import JobState
 from tests.broker.helpers import add, check_indexes, token, tuned
@@ -18,7 +18,7 @@ async def test_release_puts_the_job_back_at_the_head(queue: Queue) -> None:
     claim = await q.claim("w")
     assert claim is not None
 
-    assert await q.release(claim.job.token, claim.attempt, "out of memory") is JobState.NEW
+    assert await q.release(claim.job.token, claim.fence, "out of memory") is JobState.NEW
 
     status = await q.status(token(0))
     assert (status.state, status.attempts, status.queue_length) == (JobState.NEW, 1, 0)
@@ -37,7 +37,7 @@ async def test_release_at_max_attempts_fails_the_job(queue: Queue) -> None:
     for _ in range(2):
         claim = await q.claim("w")
         assert claim is not None
-        outcomes.append(await q.release(claim.job.token, claim.attempt, "broken"))
+        outcomes.append(await q.release(claim.job.token, claim.fence, "broken"))
 
     assert outcomes == [JobState.NEW, JobState.FAILED]
     status = await q.status(token(1))
@@ -51,12 +51,12 @@ async def test_release_with_a_stale_attempt_is_refused(queue: Queue) -> None:
     await add(queue, 1)
     old = await queue.claim("a")
     assert old is not None
-    await queue.release(old.job.token, old.attempt, "lost")
+    await queue.release(old.job.token, old.fence, "lost")
     current = await queue.claim("b")
     assert current is not None
 
-    with pytest.raises(StaleAttempt):
-        await queue.release(old.job.token, old.attempt, "late")
+    with pytest.raises(StaleClaim):
+        await queue.release(old.job.token, old.fence, "late")
 
     status = await queue.status(token(1))
     assert (status.state, status.attempts) == (JobState.PENDING, 1)
@@ -67,7 +67,7 @@ async def test_release_cuts_a_long_reason(queue: Queue) -> None:
     claim = await queue.claim("w")
     assert claim is not None
 
-    await queue.release(claim.job.token, claim.attempt, "x" * 5_000)
+    await queue.release(claim.job.token, claim.fence, "x" * 5_000)
 
     assert await queue.redis.hget(queue.keys.job(token(1)), "last_error") == "x" * 200
 

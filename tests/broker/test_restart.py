@@ -70,10 +70,10 @@ async def test_restart_after_a_crash_keeps_every_job(
     await queue.set_state(token(1), JobState.PENDING)  # job 1 pending (legacy lease)
     claim = await queue.claim("w")  # job 2 complete
     assert claim is not None
-    await queue.complete(claim.job.token, claim.attempt)
+    await queue.complete(claim.job.token, claim.fence)
     claim = await queue.claim("w")  # job 3 failed
     assert claim is not None
-    await queue.release(claim.job.token, claim.attempt, "broken")
+    await queue.release(claim.job.token, claim.fence, "broken")
     before = await snapshot(queue)
     ttl_before = await clients[0].pttl(queue.keys.job(token(2)))
 
@@ -138,7 +138,7 @@ async def test_restart_a_long_lived_queue_recovers_with_an_empty_script_cache(
     await add(queue, 2)
     claim = await queue.claim("w")
     assert claim is not None and claim.job.token == token(1)
-    await queue.complete(claim.job.token, claim.attempt)
+    await queue.complete(claim.job.token, claim.fence)
     assert (await queue.status(token(2))).queue_length == 0
 
 

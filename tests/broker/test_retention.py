@@ -8,7 +8,7 @@ from contextlib import suppress
 
 import pytest
 
-from broker.errors import InvalidTransition, JobNotFound, StaleAttempt, TokenExists
+from broker.errors import InvalidTransition, JobNotFound, StaleClaim, TokenExists
 from broker.queue import Queue
 from broker.states import JobState
 from tests.broker.helpers import (
@@ -40,7 +40,7 @@ async def test_retention_failed_job_gets_a_ttl(queue: Queue) -> None:
     claim = await q.claim("w")
     assert claim is not None
 
-    await q.release(claim.job.token, claim.attempt, "broken")
+    await q.release(claim.job.token, claim.fence, "broken")
 
     assert 110_000 < await q.redis.pttl(q.keys.job(token(1))) <= 120_000
     await check_indexes(q)
@@ -79,7 +79,7 @@ async def random_operation(q: Queue, rng: random.Random, n: int) -> None:
     but a script error (StorageUnavailable) is not."""
     t = token(rng.randrange(n))
     op = rng.randrange(8)
-    with suppress(JobNotFound, InvalidTransition, StaleAttempt, TokenExists):
+    with suppress(JobNotFound, InvalidTransition, StaleClaim, TokenExists):
         if op == 0:
             await add(q, rng.randrange(n, 2 * n), created_ms=rng.choice([None, 1_000, 2_000]))
         elif op == 1:
@@ -90,9 +90,9 @@ async def random_operation(q: Queue, rng: random.Random, n: int) -> None:
             await q.set_state(t, JobState.COMPLETE)
         elif op == 4 and (claim := await q.claim("w", lease_ms=rng.choice([1, 60_000]))):
             if rng.random() < 0.5:
-                await q.complete(claim.job.token, claim.attempt)
+                await q.complete(claim.job.token, claim.fence)
         elif op == 5 and (claim := await q.claim("w", lease_ms=60_000)):
-            await q.release(claim.job.token, claim.attempt, "random")
+            await q.release(claim.job.token, claim.fence, "random")
         elif op == 6:
             await q.renew_lease(t, rng.randrange(1, 4), lease_ms=rng.choice([1, 60_000]))
         else:

@@ -10,7 +10,7 @@ from importlib import resources
 import pytest
 from redis.asyncio import Redis
 
-from broker.errors import BrokerError, InvalidTransition, JobNotFound, StaleAttempt, TokenExists
+from broker.errors import BrokerError, InvalidTransition, JobNotFound, StaleClaim, TokenExists
 from broker.lua import raise_for_code, script_names, script_source
 from broker.queue import Queue
 from broker.states import JobState
@@ -131,7 +131,7 @@ def test_scripts_error_codes_become_exceptions_in_one_place() -> None:
     for code, error in {
         "NOT_FOUND": JobNotFound,
         "BAD_TRANSITION": InvalidTransition,
-        "STALE_ATTEMPT": StaleAttempt,
+        "STALE_CLAIM": StaleClaim,
         "TOKEN_EXISTS": TokenExists,
     }.items():
         with pytest.raises(error):
@@ -166,8 +166,8 @@ async def test_scripts_survive_a_flushed_script_cache_on_the_real_engine(
     await add(real_queue, 2)
     claim = await real_queue.claim("w")
     assert claim is not None and claim.job.token == token(1)
-    await real_queue.renew_lease(claim.job.token, claim.attempt)
-    await real_queue.complete(claim.job.token, claim.attempt)
+    await real_queue.renew_lease(claim.job.token, claim.fence)
+    await real_queue.complete(claim.job.token, claim.fence)
     assert (await real_queue.status(token(1))).state is JobState.COMPLETE
     assert await real_queue.requeue_expired() == (0, 0, 0)
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from broker.errors import InvalidTransition, JobNotFound, StaleAttempt
+from broker.errors import InvalidTransition, JobNotFound, StaleClaim
 from broker.queue import Queue
 from broker.states import JobState
 from tests.broker.helpers import add, check_indexes, server_ms, token, tuned
@@ -121,9 +121,9 @@ async def test_set_state_complete_with_a_stale_attempt_is_refused(queue: Queue) 
     await queue.release(t, old, "worker lost")
     new, _ = await queue.set_state(t, JobState.PENDING)
 
-    with pytest.raises(StaleAttempt):
+    with pytest.raises(StaleClaim):
         await queue.set_state(t, JobState.COMPLETE, old)
-    with pytest.raises(StaleAttempt):
+    with pytest.raises(StaleClaim):
         await queue.complete(t, old)
 
     assert (await queue.status(t)).state is JobState.PENDING

@@ -89,11 +89,11 @@ async def test_counts_give_jobs_per_state(queue: Queue) -> None:
     await queue.set_state(token(1), JobState.PENDING)
     claim = await queue.claim("w")  # job 2 (job 0 is reserved)
     assert claim is not None and claim.job.token == token(2)
-    await queue.complete(claim.job.token, claim.attempt)
+    await queue.complete(claim.job.token, claim.fence)
     failing = tuned(queue, max_attempts=1)
     claim = await failing.claim("w")
     assert claim is not None
-    await failing.release(claim.job.token, claim.attempt, "broken")
+    await failing.release(claim.job.token, claim.fence, "broken")
 
     counts = await queue.counts()
 

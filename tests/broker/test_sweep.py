@@ -26,7 +26,7 @@ async def expire_claims(queue: Queue, n: int) -> None:
         claim = await queue.claim("w", lease_ms=60_000)
         assert claim is not None
         claims.append(claim)
-    ends = [await queue.renew_lease(c.job.token, c.attempt, lease_ms=1) for c in claims]
+    ends = [await queue.renew_lease(c.job.token, c.fence, lease_ms=1) for c in claims]
     await wait_past(queue.redis, max(ends))
 
 
@@ -109,4 +109,4 @@ async def test_sweep_runs_inside_claim(queue: Queue) -> None:
 
     claim = await queue.claim("w2")
 
-    assert claim is not None and (claim.job.token, claim.attempt) == (token(1), 2)
+    assert claim is not None and (claim.job.token, claim.fence) == (token(1), 2)

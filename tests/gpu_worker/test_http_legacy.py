@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from broker.renders import RenderSample
 from gpu_worker.settings import WorkerSettings
-from gpu_worker.sources.base import RenderSample
 from gpu_worker.sources.http import HttpSource
 
 SECRET = "legacy-secret"
@@ -65,18 +65,18 @@ async def test_http_source_runs_a_job_through_a_legacy_server() -> None:
     server = LegacyServer()
     settings = WorkerSettings(transport="http", backend_secret=SECRET, api_url="http://legacy.test")
     source = HttpSource(settings, "w-legacy", httpx.ASGITransport(app=server.app))
-    lease = await source.claim()
-    assert lease is not None
-    assert (lease.job.token, lease.job.number, lease.job.height) == (TOKEN, 2, 768)
-    assert (lease.attempt, lease.lease_until_ms) == (None, None)  # no extension headers
-    await source.renew(lease, 1)  # nothing to renew on a legacy server: no call
+    claim = await source.claim()
+    assert claim is not None
+    assert (claim.job.token, claim.job.number, claim.job.height) == (TOKEN, 2, 768)
+    assert (claim.fence, claim.lease_until_ms) == (None, None)  # no extension headers
+    await source.renew(claim, 1)  # nothing to renew on a legacy server: no call
     await source.report([RenderSample(576, 768, 2, 900)], leaving=False)
-    assert await source.release(lease, "not supported") is None
-    await source.complete(lease)
+    assert await source.release(claim, "not supported") is None
+    await source.complete(claim)
     assert server.state == "complete"
     assert await source.claim() is None
     await source.aclose()
     # The Bearer header was answered "missing secret" once; from then on ?secret=.
     assert server.calls[0] == ""
     assert all(f"secret={SECRET}" in query for query in server.calls[1:])
-    assert not any("attempt=" in query for query in server.calls)
+    assert not any("fence=" in query for query in server.calls)

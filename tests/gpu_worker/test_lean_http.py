@@ -18,10 +18,10 @@ from redis.asyncio import Redis
 from api.app import create_app
 from api.settings import ApiSettings
 from broker.queue import Queue
+from broker.renders import RenderSample
 from broker.states import JobState
 from gpu_worker.errors import LeaseLost, SourceRefused
 from gpu_worker.settings import WorkerSettings
-from gpu_worker.sources.base import RenderSample
 from gpu_worker.sources.http import HttpSource
 from gpu_worker.sources.http_client import HttpUnreachable
 from gpu_worker.sources.lean_http import MAX_BODY_BYTES, LeanHttpClient
@@ -232,16 +232,16 @@ async def test_http_source_runs_the_whole_protocol_through_the_lean_client(
     await queue.add_job(first, "first, released", 2, 576, 576)
     await queue.add_job(second, "second, completed", 1, 768, 576)
 
-    lease = await source.claim()
-    assert lease is not None and lease.job.token == first and lease.attempt == 1
-    await source.renew(lease, 1)
+    claim = await source.claim()
+    assert claim is not None and claim.job.token == first and claim.fence == 1
+    await source.renew(claim, 1)
     assert (await queue.status(first)).progress == 1
-    assert await source.release(lease, "CUDA out of memory") is JobState.NEW
+    assert await source.release(claim, "CUDA out of memory") is JobState.NEW
     with pytest.raises(LeaseLost):
-        await source.complete(lease)  # released: the claim is stale
+        await source.complete(claim)  # released: the claim is stale
 
     again = await source.claim()
-    assert again is not None and (again.job.token, again.attempt) == (first, 2)
+    assert again is not None and (again.job.token, again.fence) == (first, 2)
     await source.complete(again)
     later = await source.claim()
     assert later is not None and later.job.token == second

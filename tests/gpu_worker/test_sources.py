@@ -14,10 +14,11 @@ from redis.asyncio import Redis
 from api.app import create_app
 from api.settings import ApiSettings
 from broker.queue import Queue
+from broker.renders import RenderSample
 from broker.states import JobState
 from gpu_worker.errors import LeaseLost, SourceRefused, SourceUnavailable
 from gpu_worker.settings import WorkerSettings
-from gpu_worker.sources.base import JobSource, RenderSample
+from gpu_worker.sources.base import JobSource
 from gpu_worker.sources.http import HttpSource
 from gpu_worker.sources.redis import RedisSource
 from tests.conftest import BACKEND_SECRET
@@ -60,15 +61,15 @@ async def test_source_claims_oldest_job_first_under_a_fenced_lease(
 ) -> None:
     await queue.add_job(T1, "first", 2, 768, 576)
     await queue.add_job(T2, "second", 1, 576, 576)
-    lease = await source.claim()
-    assert lease is not None
-    assert (lease.job.token, lease.job.number, lease.job.width, lease.job.prompt) == (
+    claim = await source.claim()
+    assert claim is not None
+    assert (claim.job.token, claim.job.number, claim.job.width, claim.job.prompt) == (
         T1,
         2,
         768,
         "first",
     )
-    assert lease.attempt == 1 and lease.lease_until_ms
+    assert claim.fence == 1 and claim.lease_until_ms
     assert (await queue.status(T1)).state is JobState.PENDING
 
 
@@ -78,11 +79,11 @@ async def test_source_claims_nothing_from_an_empty_queue(source: JobSource) -> N
 
 async def test_source_renews_with_progress_then_completes(source: JobSource, queue: Queue) -> None:
     await queue.add_job(T1, "renewed", 3, 576, 576)
-    lease = await source.claim()
-    assert lease is not None
-    await source.renew(lease, 2)
+    claim = await source.claim()
+    assert claim is not None
+    await source.renew(claim, 2)
     assert (await queue.status(T1)).progress == 2
-    await source.complete(lease)
+    await source.complete(claim)
     assert (await queue.status(T1)).state is JobState.COMPLETE
 
 
@@ -91,11 +92,11 @@ async def test_source_zombie_can_neither_extend_nor_complete_nor_release(
 ) -> None:
     await queue.add_job(T1, "zombie", 1, 576, 576)
     old = await source.claim()
-    assert old is not None and old.attempt is not None
+    assert old is not None and old.fence is not None
     # The lease expires; another worker claims the job again.
-    await queue.release(T1, old.attempt, "lease expired (simulated)")
+    await queue.release(T1, old.fence, "lease expired (simulated)")
     new = await queue.claim("w-2", 60_000)
-    assert new is not None and new.attempt == old.attempt + 1
+    assert new is not None and new.fence == old.fence + 1
     with pytest.raises(LeaseLost):
         await source.renew(old, 1)
     with pytest.raises(LeaseLost):
@@ -104,7 +105,7 @@ async def test_source_zombie_can_neither_extend_nor_complete_nor_release(
         await source.release(old, "zombie gives up")
     status = await queue.status(T1)
     assert (status.state, status.attempts) == (JobState.PENDING, 1)
-    await queue.complete(T1, new.attempt)
+    await queue.complete(T1, new.fence)
 
 
 async def test_source_release_counts_an_attempt_then_fails_the_job(
@@ -114,9 +115,9 @@ async def test_source_release_counts_an_attempt_then_fails_the_job(
     await queue.add_job(T2, "behind it", 1, 576, 576)
     outcomes = []
     for _ in range(queue.settings.max_attempts):
-        lease = await source.claim()
-        assert lease is not None and lease.job.token == T1  # back at the head each time
-        outcomes.append(await source.release(lease, "CUDA out of memory"))
+        claim = await source.claim()
+        assert claim is not None and claim.job.token == T1  # back at the head each time
+        outcomes.append(await source.release(claim, "CUDA out of memory"))
     assert outcomes == [JobState.NEW] * (queue.settings.max_attempts - 1) + [JobState.FAILED]
     status = await queue.status(T1)
     assert (status.state, status.attempts) == (JobState.FAILED, queue.settings.max_attempts)

@@ -141,13 +141,13 @@ async def test_worker_never_completes_a_job_whose_lease_was_taken_over(
     await real_queue.redis.zadd(real_queue.keys.leases, {T1: 0})
     assert await real_queue.requeue_expired() == (1, 0, 0)
     second = await real_queue.claim("w-second", 60_000)
-    assert second is not None and second.attempt == 2
+    assert second is not None and second.fence == 2
     gate.set()
     await finish(zombie, task)
     assert zombie.completed == 0
     status = await real_queue.status(T1)
     assert (status.state, status.attempts) == (JobState.PENDING, 1)
-    await real_queue.complete(T1, second.attempt)  # the new claim still can
+    await real_queue.complete(T1, second.fence)  # the new claim still can
 
 
 async def test_worker_wakes_on_a_new_job_long_before_its_fallback_poll(
@@ -272,11 +272,11 @@ async def test_heartbeat_ends_when_progress_arrives_just_as_the_job_ends(
 ) -> None:
     await real_queue.add_job(T1, "progress at the last moment", 1, 576, 576)
     source = RedisSource(worker_settings(), "w-beat")
-    lease = await source.claim()
-    assert lease is not None
+    claim = await source.claim()
+    assert claim is not None
 
     async def job_with_last_moment_progress() -> None:
-        beat = Heartbeat(source, lease, interval_s=3.0, min_gap_s=0.01)
+        beat = Heartbeat(source, claim, interval_s=3.0, min_gap_s=0.01)
         async with beat:
             await asyncio.sleep(0.02)
             beat.progress(1)

@@ -20,18 +20,18 @@ async def claimed(client: httpx.AsyncClient, queue: Queue) -> int:
         "/setJobStatus", params={"token": TOKEN, "state": "pending"}, headers=BEARER
     )
     assert reply.content == b'"ok"\n'
-    return int(reply.headers["x-sdq-attempt"])
+    return int(reply.headers["x-sdq-fence"])
 
 
 async def test_backend_lease_extends_the_claim_and_records_progress(
     client: httpx.AsyncClient, queue: Queue
 ) -> None:
     attempt = await claimed(client, queue)
-    params = {"token": TOKEN, "attempt": attempt, "lease_ms": 90_000, "progress": 1}
+    params = {"token": TOKEN, "fence": attempt, "lease_ms": 90_000, "progress": 1}
     reply = await client.post("/backend/lease", params=params, headers=BEARER)
     assert reply.status_code == 200
     body = reply.json()
-    assert (body["token"], body["attempt"]) == (TOKEN, attempt)
+    assert (body["token"], body["fence"]) == (TOKEN, attempt)
     status = await queue.status(TOKEN)
     assert status.progress == 1
     assert body["lease_until_ms"] - status.now_ms > 80_000
@@ -43,7 +43,7 @@ async def test_backend_release_gives_the_job_back_with_its_attempt_counted(
     attempt = await claimed(client, queue)
     params = {
         "token": TOKEN,
-        "attempt": attempt,
+        "fence": attempt,
         "reason": "CUDA out of memory",
         "secret": BACKEND_SECRET,
     }
@@ -55,10 +55,10 @@ async def test_backend_release_gives_the_job_back_with_its_attempt_counted(
 
 async def test_backend_calls_are_fenced_by_attempt(client: httpx.AsyncClient, queue: Queue) -> None:
     attempt = await claimed(client, queue)
-    params = {"token": TOKEN, "attempt": attempt + 1}
+    params = {"token": TOKEN, "fence": attempt + 1}
     for path in ("/backend/lease", "/backend/release"):
         reply = await client.post(path, params=params, headers=BEARER)
-        assert (reply.status_code, reply.json()) == (409, {"error": "stale attempt"})
+        assert (reply.status_code, reply.json()) == (409, {"error": "stale claim"})
     assert (await queue.status(TOKEN)).attempts == 0
 
 
@@ -73,7 +73,7 @@ async def test_backend_calls_need_the_backend_secret(
     client: httpx.AsyncClient, headers: dict[str, str], status: int, error: str
 ) -> None:
     reply = await client.post(
-        "/backend/lease", params={"token": TOKEN, "attempt": 1}, headers=headers
+        "/backend/lease", params={"token": TOKEN, "fence": 1}, headers=headers
     )
     assert (reply.status_code, reply.json()) == (status, {"error": error})
 
@@ -81,14 +81,14 @@ async def test_backend_calls_need_the_backend_secret(
 @pytest.mark.parametrize(
     ("params", "status", "error"),
     [
-        ({"token": "x", "attempt": 1}, 400, "token must be 32 lower-case hex characters"),
-        ({"token": TOKEN}, 400, "attempt must be an integer from 1 to 1000000000000000"),
+        ({"token": "x", "fence": 1}, 400, "token must be 32 lower-case hex characters"),
+        ({"token": TOKEN}, 400, "fence must be an integer from 1 to 1000000000000000"),
         (
-            {"token": TOKEN, "attempt": 1, "lease_ms": 5},
+            {"token": TOKEN, "fence": 1, "lease_ms": 5},
             400,
             "lease_ms must be an integer from 1000 to 3600000",
         ),
-        ({"token": TOKEN, "attempt": 1}, 404, "token not found"),
+        ({"token": TOKEN, "fence": 1}, 404, "token not found"),
     ],
 )
 async def test_backend_lease_answers_bad_input_with_a_clear_error(
@@ -102,9 +102,7 @@ async def test_backend_lease_of_a_job_that_is_not_pending_is_a_conflict(
     client: httpx.AsyncClient, queue: Queue
 ) -> None:
     await queue.add_job(TOKEN, "still new", 1, 576, 576)
-    reply = await client.post(
-        "/backend/lease", params={"token": TOKEN, "attempt": 1}, headers=BEARER
-    )
+    reply = await client.post("/backend/lease", params={"token": TOKEN, "fence": 1}, headers=BEARER)
     assert (reply.status_code, reply.json()) == (409, {"error": "job is not pending"})
 
 

@@ -25,7 +25,7 @@ from tests.conftest import BACKEND_SECRET
 
 PATHS = ["/addJob", "/getJobStatus", "/getNextJob", "/setJobStatus"]
 FRONTEND = {"/addJob", "/getJobStatus"}
-NAMES = ["prompt", "number", "resolution", "captcha", "token", "secret", "state", "attempt"]
+NAMES = ["prompt", "number", "resolution", "captcha", "token", "secret", "state", "fence"]
 INTERESTING = [
     BACKEND_SECRET,
     "pending",

@@ -14,15 +14,15 @@ from api.legacy.format import (
     status_body,
     string_body,
 )
-from broker.job import JobStatus, NextJob
+from broker.job import JobSpec, StatusView
 from broker.states import JobState
 
 TOKEN = "45b825dd9eb2e9602749ac4b74b3d9d9"
 
 
-def job_status(state: JobState, age_ms: int, queue_length: int) -> JobStatus:
+def job_status(state: JobState, age_ms: int, queue_length: int) -> StatusView:
     created = 1_663_581_000_000
-    return JobStatus(TOKEN, state, created, created + age_ms, queue_length, 0, 0, 1, 768, 576)
+    return StatusView(TOKEN, state, created, created + age_ms, queue_length, 0, 0, 1, 768, 576)
 
 
 def test_string_body_is_a_json_string_and_one_newline() -> None:
@@ -91,7 +91,7 @@ def test_status_body_names_every_state(state: JobState) -> None:
 
 
 def test_next_job_body_keys_in_order_compact() -> None:
-    body = next_job_body(NextJob("375b681012543be32263ca5d3589b040", 1, 768, 576, "hello world"))
+    body = next_job_body(JobSpec("375b681012543be32263ca5d3589b040", 1, 768, 576, "hello world"))
     assert body == (
         b'{"Token":"375b681012543be32263ca5d3589b040","Number":1,"Width":768,"Height":576,'
         b'"Prompt":"hello world"}\n'
@@ -100,6 +100,6 @@ def test_next_job_body_keys_in_order_compact() -> None:
 
 
 def test_next_job_body_escapes_the_prompt() -> None:
-    body = next_job_body(NextJob(TOKEN, 2, 576, 576, 'a "b" <c> & d'))
+    body = next_job_body(JobSpec(TOKEN, 2, 576, 576, 'a "b" <c> & d'))
     assert body.endswith(b'"Prompt":"a \\"b\\" \\u003cc\\u003e \\u0026 d"}\n')
     assert json.loads(body)["Prompt"] == 'a "b" <c> & d'

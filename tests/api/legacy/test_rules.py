@@ -1,4 +1,4 @@
-"""The contract's parameter checks as pure functions (api/rules.py)."""
+"""The contract's parameter checks as pure functions (api/legacy/rules.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from api.legacy.rules import (
     check_prompt,
     check_resolution,
     check_token,
-    is_token_shaped,
     parse_go_int,
     transliterate,
 )
@@ -208,11 +207,3 @@ def test_check_token_sizes_in_bytes() -> None:
     assert messages(check_token("é" * 32)) == ["wrong size for token"]
     assert check_token("é" * 16) == []
     assert check_token("0" * 32) == []
-
-
-def test_is_token_shaped_only_lower_case_hex() -> None:
-    assert is_token_shaped("0123456789abcdef" * 2)
-    assert not is_token_shaped("0123456789ABCDEF" * 2)
-    assert not is_token_shaped("é" * 16)
-    assert not is_token_shaped("g" * 32)
-    assert not is_token_shaped("a" * 31)

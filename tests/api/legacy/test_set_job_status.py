@@ -145,17 +145,17 @@ async def test_set_job_status_attempt_extension_fences_a_stale_claim(
     client: httpx.AsyncClient,
 ) -> None:
     token = await add_job(client)
-    claim = (await set_state(client, token, "pending")).headers["x-sdq-attempt"]
+    claim = (await set_state(client, token, "pending")).headers["x-sdq-fence"]
     params = {"token": token, "state": "complete", "secret": BACKEND_SECRET}
-    stale = await client.get("/setJobStatus", params={**params, "attempt": str(int(claim) + 1)})
-    assert_reply(stale, 409, "stale attempt")
-    assert_reply(await client.get("/setJobStatus", params={**params, "attempt": claim}), 200, "ok")
+    stale = await client.get("/setJobStatus", params={**params, "fence": str(int(claim) + 1)})
+    assert_reply(stale, 409, "stale claim")
+    assert_reply(await client.get("/setJobStatus", params={**params, "fence": claim}), 200, "ok")
 
 
 async def test_set_job_status_attempt_is_read_as_ascii_digits_only(
     client: httpx.AsyncClient,
 ) -> None:
     token = await add_job(client)
-    assert (await set_state(client, token, "pending")).headers["x-sdq-attempt"] == "1"
-    params = {"token": token, "state": "complete", "secret": BACKEND_SECRET, "attempt": "٢"}
+    assert (await set_state(client, token, "pending")).headers["x-sdq-fence"] == "1"
+    params = {"token": token, "state": "complete", "secret": BACKEND_SECRET, "fence": "٢"}
     assert_reply(await client.get("/setJobStatus", params=params), 200, "ok")  # not attempt 2

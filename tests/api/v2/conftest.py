@@ -17,8 +17,7 @@ from redis.asyncio import Redis
 from api.app import create_app
 from api.settings import ApiSettings
 from broker.queue import Queue
-from gpu_worker.sources.base import RenderSample
-from gpu_worker.telemetry import Telemetry
+from broker.renders import RenderSample
 
 MakeApp = Callable[..., Awaitable[FastAPI]]
 
@@ -54,9 +53,9 @@ async def submit(client: httpx.AsyncClient, **fields: Any) -> str:
 
 
 async def report(queue: Queue, worker: str, *renders: tuple[int, int, int, int]) -> None:
-    """A worker's render-time report, through the worker's own telemetry call."""
+    """A worker's render-time report, through the broker call workers use."""
     samples = [RenderSample(w, h, images, ms) for w, h, images, ms in renders]
-    await Telemetry(queue.redis, queue.keys).record(worker, samples)
+    await queue.record_renders(worker, samples)
 
 
 @dataclass

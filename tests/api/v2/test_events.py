@@ -43,7 +43,7 @@ async def test_v2_events_push_each_change_until_the_job_is_complete(
 
     claim = await queue.claim("gpu-1")
     assert claim is not None and claim.job.token == ahead
-    await queue.complete(ahead, claim.attempt)
+    await queue.complete(ahead, claim.fence)
     moved = await next_status(events)
     assert (moved.data["state"], moved.data["position"]) == ("new", 0)
 
@@ -51,12 +51,12 @@ async def test_v2_events_push_each_change_until_the_job_is_complete(
     assert claim is not None and claim.job.token == token
     started = await next_status(events)
     assert (started.data["state"], started.data["progress"]["done"]) == ("pending", 0)
-    await queue.renew_lease(token, claim.attempt, progress=1)
+    await queue.renew_lease(token, claim.fence, progress=1)
     halfway = await next_status(events)
     assert halfway.data["progress"] == {"done": 1, "total": 2}
     assert halfway.data["eta_s"] == 1.0
 
-    await queue.complete(token, claim.attempt)
+    await queue.complete(token, claim.fence)
     done = await next_status(events)
     assert done.data["state"] == "complete"
     assert done.id == "complete.0.-.2.1"

@@ -211,7 +211,7 @@ async def test_v2_get_job_pending_shows_images_done_and_the_rest_as_eta(
     token = await submit(client, number=4)
     claim = await queue.claim("gpu-1")
     assert claim is not None and claim.job.token == token
-    await queue.renew_lease(token, claim.attempt, progress=1)
+    await queue.renew_lease(token, claim.fence, progress=1)
     view = (await client.get(f"/v2/jobs/{token}")).json()
     assert view["state"] == "pending"
     assert view["position"] == 0
@@ -238,7 +238,7 @@ async def test_v2_get_job_complete_lists_its_images_from_the_public_base_url(
         token = await submit(client, number=2)
         claim = await queue.claim("gpu-1")
         assert claim is not None
-        await queue.complete(token, claim.attempt)
+        await queue.complete(token, claim.fence)
         view = (await client.get(f"/v2/jobs/{token}")).json()
     assert view["state"] == "complete"
     assert view["progress"]["total"] == 2
@@ -259,7 +259,7 @@ async def test_v2_get_job_complete_lists_the_apis_own_image_route(
         assert claim is not None
         (tmp_path / token).mkdir()
         (tmp_path / token / "00000.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
-        await queue.complete(token, claim.attempt)
+        await queue.complete(token, claim.fence)
         images = (await client.get(f"/v2/jobs/{token}")).json()["images"]
         assert images == [f"/images/{token}/00000.png"]
         image = await client.get(images[0])
@@ -273,7 +273,7 @@ async def test_v2_get_job_complete_without_an_image_location_says_so(
     token = await submit(client, number=1)
     claim = await queue.claim("gpu-1")
     assert claim is not None
-    await queue.complete(token, claim.attempt)
+    await queue.complete(token, claim.fence)
     view = (await client.get(f"/v2/jobs/{token}")).json()
     assert view["images"] is None
     assert "not configured to name their URLs" in view["notice"]
@@ -307,9 +307,9 @@ async def test_v2_cancel_a_pending_job_flags_it_for_its_worker_and_fences_it_out
     assert (reply.json()["state"], reply.json()["cancel_requested"]) == ("cancelled", True)
     assert await queue.redis.hget(queue.keys.job(token), "cancel_requested")
     with pytest.raises(InvalidTransition):
-        await queue.renew_lease(token, claim.attempt, progress=1)
+        await queue.renew_lease(token, claim.fence, progress=1)
     with pytest.raises(InvalidTransition):
-        await queue.complete(token, claim.attempt)
+        await queue.complete(token, claim.fence)
     assert (await queue.counts())["pending"] == 0
 
 
@@ -324,7 +324,7 @@ async def test_v2_cancel_a_finished_job_is_409(client: httpx.AsyncClient, queue:
     token = await submit(client)
     claim = await queue.claim("gpu-1")
     assert claim is not None
-    await queue.complete(token, claim.attempt)
+    await queue.complete(token, claim.fence)
     reply = await client.delete(f"/v2/jobs/{token}")
     assert reply.status_code == 409
     assert reply.json() == {

@@ -53,7 +53,7 @@ async def test_v2_queue_jobs_per_minute_counts_completions_since_the_first_sampl
         token = await submit(client)
         claim = await queue.claim("gpu-1")
         assert claim is not None
-        await queue.complete(token, claim.attempt)
+        await queue.complete(token, claim.fence)
     view = (await client.get("/v2/queue")).json()
     assert view["rate_window_s"] > 0
     assert view["jobs_per_minute"] == pytest.approx(3 * 60 / view["rate_window_s"], rel=0.01)

@@ -155,7 +155,7 @@ async def test_cluster_worker_sigkill_mid_job_is_completed_by_another_worker(
     assert took < lease_s + 5.0
     assert status["State"] == "complete"
     assert done["worker"] != victim
-    assert (done["claims"], done["attempts"], done["last_error"]) == ("2", "1", "lease expired")
+    assert (done["fence"], done["attempts"], done["last_error"]) == ("2", "1", "lease expired")
     images = sorted(path.name for path in (cluster.data_dir / "images" / token).iterdir())
     assert images == ["00000.png", "00001.png"]
 

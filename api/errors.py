@@ -1,0 +1,119 @@
+"""Every way a request can fail, and how each surface answers it: one table per surface.
+
+    Exception
+    ├── broker.errors.BrokerError      StorageUnavailable, JobNotFound, InvalidTransition,
+    │                                  StaleClaim, TokenExists, TooManyOpenJobs, ...
+    ├── CaptchaFailed                  hCaptcha refused the captcha, or could not be asked
+    ├── RateLimited                    the client used up its request rate (api/abuse.py)
+    └── Rejected                       a request refused with its own reasons (validation)
+
+A surface looks the exception up in its table (`problem(exc, TABLE)`) and renders
+the Problem in its own shape: the legacy contract as one JSON string
+(api/legacy/format.py), v2 as `{"errors": [{"field", "message"}]}`, the backend
+extension as `{"error": "..."}`. No route builds an error body of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from broker.errors import (
+    InvalidTransition,
+    JobNotFound,
+    StaleClaim,
+    StorageUnavailable,
+    TooManyOpenJobs,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One failed check: the field at fault ("" when none is) and the contract's message."""
+
+    field: str
+    message: str
+
+
+class CaptchaFailed(Exception):
+    """The captcha was not verified: refused, or hCaptcha could not be asked."""
+
+
+class RateLimited(Exception):
+    """The client has used up its request rate; it may retry after `retry_after_s`."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"rate limited for {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class Rejected(Exception):
+    """A request refused with every reason it has (e.g. all the failed field checks)."""
+
+    def __init__(self, status: int, errors: Sequence[FieldError]) -> None:
+        super().__init__(status, errors)
+        self.status = status
+        self.errors = tuple(errors)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """What a surface answers: a status, the reasons, and when to retry (429)."""
+
+    status: int
+    errors: tuple[FieldError, ...]
+    retry_after_s: int | None = None
+
+    @property
+    def messages(self) -> list[str]:
+        return [error.message for error in self.errors]
+
+
+Table = Mapping[type[Exception], tuple[int, FieldError]]
+
+INTERNAL = Problem(500, (FieldError("", "internal error"),))
+
+# The legacy contract's statuses and messages (CONTRACT.md), extensions included.
+LEGACY: Table = {
+    StorageUnavailable: (500, FieldError("", "storage unavailable")),
+    JobNotFound: (404, FieldError("token", "token not found")),
+    InvalidTransition: (400, FieldError("state", "invalid state transition")),
+    StaleClaim: (409, FieldError("fence", "stale claim")),
+    CaptchaFailed: (400, FieldError("captcha", "captcha failed")),
+    RateLimited: (429, FieldError("", "too many requests")),
+    TooManyOpenJobs: (429, FieldError("", "too many open jobs")),
+}
+
+V2: Table = {
+    StorageUnavailable: (503, FieldError("", "storage unavailable")),
+    JobNotFound: (404, FieldError("token", "token not found")),
+    InvalidTransition: (409, FieldError("token", "the job is finished: nothing to cancel")),
+    CaptchaFailed: (400, FieldError("captcha", "captcha failed")),
+    RateLimited: (429, FieldError("", "too many requests")),
+    TooManyOpenJobs: (429, FieldError("", "too many open jobs")),
+}
+
+# The backend extension (/backend/*): a worker tells our 404 from a server without it.
+BACKEND: Table = {
+    StorageUnavailable: (503, FieldError("", "storage unavailable")),
+    JobNotFound: (404, FieldError("token", "token not found")),
+    StaleClaim: (409, FieldError("fence", "stale claim")),
+    InvalidTransition: (409, FieldError("token", "job is not pending")),
+}
+
+
+def problem(exc: Exception, table: Table) -> Problem | None:
+    """The surface's answer to `exc`; None when the table does not know it (a bug)."""
+    if isinstance(exc, Rejected):
+        return Problem(exc.status, exc.errors)
+    for kind in type(exc).__mro__:
+        entry = table.get(kind)
+        if entry is not None:
+            if isinstance(exc, StorageUnavailable):
+                log.error("storage unavailable: %s", exc)
+            status, error = entry
+            return Problem(status, (error,), getattr(exc, "retry_after_s", None))
+    return None
