@@ -1,1 +1,45 @@
-"""The HTTP layer: the legacy contract (byte for byte) and the service's own endpoints."""
+"""The HTTP layer: the legacy contract (byte for byte), the v2 API and the demo page.
+It parses, makes one broker call and renders; state lives in broker/.
+
+    app             create_app(settings): the factory (`uvicorn --factory api.app:create_app`)
+    settings        ApiSettings: every SDQ_* the API reads
+    services        what a handler needs (queue, captcha, secrets, ...), built by the lifespan
+    submit          queueing a job: the one flow behind /addJob and POST /v2/jobs
+    errors          every failure, and each surface's table of statuses and messages
+    legacy          the four legacy paths, their byte shapes, rules and the backend extension
+    v2              /v2/jobs, events, cancel, queue, config
+    demo            the demo page at /
+    abuse           per-client limits: request rate and open jobs
+    captcha         hCaptcha verification
+    siteverify      the HTTP client behind it
+    auth            backend secrets (constant time), Bearer tokens
+    client_address  the client's address behind trusted proxies
+    access_log      the redacted access log
+    asgi_status     notes a response's status for logs and metrics
+    metrics         /metrics (Prometheus): the queue and this process's HTTP
+    health          /healthz and /readyz
+    images          /images/<token>/<index:05d>.png from a local folder
+    sweeper         the periodic sweep of expired leases
+"""
+
+__all__ = [
+    "abuse",
+    "access_log",
+    "app",
+    "asgi_status",
+    "auth",
+    "captcha",
+    "client_address",
+    "demo",
+    "errors",
+    "health",
+    "images",
+    "legacy",
+    "metrics",
+    "services",
+    "settings",
+    "siteverify",
+    "submit",
+    "sweeper",
+    "v2",
+]

@@ -8,7 +8,6 @@ measured (never `--loop asyncio` with several workers: 40 ms per request).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 import urllib.error
@@ -16,7 +15,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sdq.embedded_redis import free_port
+from sdq.supervisor import Process, free_port, spawn, stop
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -55,7 +54,7 @@ class Uvicorn:
     ready_path: str = "/"
     workers: int = 2
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    process: Process | None = None
 
     @property
     def url(self) -> str:
@@ -84,7 +83,7 @@ class Uvicorn:
         ]
 
     def start(self, timeout_s: float = 30.0) -> Uvicorn:
-        self.process = subprocess.Popen(self.command(), env={**os.environ, **self.env})
+        self.process = spawn(self.command(), {**os.environ, **self.env})
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -104,10 +103,4 @@ class Uvicorn:
         return sum(_cpu_seconds(pid) for pid in _tree(self.process.pid))
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process)

@@ -21,7 +21,6 @@ import os
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -39,7 +38,8 @@ from gpu_worker.settings import WorkerSettings
 from gpu_worker.sources.http import HttpSource
 from gpu_worker.sources.redis import RedisSource
 from gpu_worker.worker import Worker
-from sdq.embedded_redis import EmbeddedRedis, free_port
+from sdq.embedded_redis import EmbeddedRedis
+from sdq.supervisor import Process, free_port, kill, spawn, stop
 from sdq.worker import serve
 
 SECRET = "bench-secret"
@@ -224,7 +224,7 @@ def run_wakeup(samples: int, engine: EmbeddedRedis) -> list[int]:
 # -- the run -------------------------------------------------------------------
 
 
-def start_api(engine: EmbeddedRedis) -> tuple[subprocess.Popen[bytes], str]:
+def start_api(engine: EmbeddedRedis) -> tuple[Process, str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SDQ_")}
     env.update(
@@ -236,7 +236,7 @@ def start_api(engine: EmbeddedRedis) -> tuple[subprocess.Popen[bytes], str]:
         SDQ_LOG_JSON="false",
     )
     cmd = [sys.executable, "-m", "sdq.cli", "api", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen([*cmd, "--workers", "2"], env=env, stderr=subprocess.DEVNULL)
+    proc = spawn([*cmd, "--workers", "2"], env, discard_output=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -245,7 +245,7 @@ def start_api(engine: EmbeddedRedis) -> tuple[subprocess.Popen[bytes], str]:
                 return proc, url
         except httpx.TransportError:
             time.sleep(0.1)
-    proc.kill()
+    kill(proc)
     raise RuntimeError("the API did not start")
 
 
@@ -275,8 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             rounds.append(rows)
         wakeups = run_wakeup(args.wakeups, engine)
     finally:
-        api.terminate()
-        api.wait(30)
+        stop(api)
         engine.stop()
 
     print(f"\nqueue overhead: zero-cost renderer, {args.jobs} pre-filled jobs, 1 image each")

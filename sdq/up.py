@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from sdq.embedded_redis import EmbeddedRedis
+from sdq.supervisor import Process, Supervisor, spawn
 
 BANNER = """
   Stable Diffusion job queue is up.
@@ -58,9 +56,10 @@ def up(data_dir: Path, port: int, worker: bool = True) -> int:
         env["SDQ_INSECURE_SKIP_CAPTCHA"] = "true"
     env.setdefault("SDQ_IMAGES_DIR", str((data_dir / "images").resolve()))
     env["SDQ_PORT"] = str(port)
-    children = [_spawn(["api", "--port", str(port)], env)]
+    supervisor = Supervisor(report=lambda line: print(f"sdq up: {line}", flush=True))
+    supervisor.add("api", _spawn(["api", "--port", str(port)], env), essential=True)
     if worker:
-        children.append(_spawn(["worker"], _worker_env(env, port)))
+        supervisor.add("worker", _spawn(["worker"], _worker_env(env, port)), essential=True)
     redis_shown = engine.url + " (embedded, append-only file)" if engine else "SDQ_REDIS_URL"
     print(
         BANNER.format(
@@ -68,11 +67,11 @@ def up(data_dir: Path, port: int, worker: bool = True) -> int:
         ),
         flush=True,
     )
+    supervisor.stop_on_signals()
     try:
-        return _wait(children)
+        return supervisor.watch()
     finally:
-        for child in children:
-            _stop(child)
+        supervisor.stop_all()
         if engine is not None:
             engine.stop()
 
@@ -90,35 +89,5 @@ def _worker_env(env: dict[str, str], port: int) -> dict[str, str]:
     return worker_env
 
 
-def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "sdq.cli", *args], env=env)  # noqa: S603
-
-
-def _wait(children: list[subprocess.Popen[bytes]]) -> int:
-    stop = False
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        while not stop:
-            for child in children:
-                if child.poll() is not None:
-                    print(f"sdq up: a child process exited with {child.returncode}", flush=True)
-                    return child.returncode or 1
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-def _stop(child: subprocess.Popen[bytes]) -> None:
-    if child.poll() is None:
-        child.terminate()
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+def _spawn(args: list[str], env: dict[str, str]) -> Process:
+    return spawn([sys.executable, "-m", "sdq.cli", *args], env)

@@ -16,7 +16,8 @@ from api.app import create_app
 from api.settings import ApiSettings
 from broker.queue import Queue
 from sdq.doubles.fake_hcaptcha import FakeHCaptcha
-from sdq.embedded_redis import EmbeddedRedis, free_port
+from sdq.embedded_redis import EmbeddedRedis
+from sdq.supervisor import free_port
 
 BACKEND_SECRET = "backend-secret-1"
 ROTATED_SECRET = "backend-secret-2"

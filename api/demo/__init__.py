@@ -12,6 +12,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from starlette.staticfiles import StaticFiles
 
+__all__ = ["CSP", "HEADERS", "STATIC", "install", "router", "static_files"]
+
 STATIC = Path(__file__).resolve().parent / "static"
 
 # The page loads its own files, and hCaptcha's script and frame when a captcha is

@@ -17,6 +17,8 @@ from api.v2.images import image_urls
 from api.v2.routes import router
 from api.v2.view import V2Context
 
+__all__ = ["errors", "eta", "events", "images", "install", "models", "routes", "view"]
+
 
 def install(app: FastAPI, settings: ApiSettings) -> None:
     """Adds the v2 routes to the app."""

@@ -1,4 +1,4 @@
-"""Loads the Lua scripts of broker/scripts/ once and turns their error codes into exceptions.
+"""Loads the Lua scripts of broker/lua/ once and turns their error codes into exceptions.
 
 Every script returns a list whose first element is a status code: 'OK', or one
 of the codes below. `raise_for_code` is the only place that maps a code to an
@@ -24,6 +24,8 @@ from broker.errors import (
     TokenExists,
     TooManyOpenJobs,
 )
+
+__all__ = ["Scripts", "raise_for_code", "script_names", "script_source"]
 
 _INCLUDE = re.compile(r"^--@include (\S+)$", re.MULTILINE)
 

@@ -19,7 +19,7 @@ from api.app import create_app
 from api.settings import ApiSettings
 from broker.queue import Queue
 from broker.states import JobState
-from sdq.embedded_redis import free_port
+from sdq.supervisor import free_port
 from tests.conftest import BACKEND_SECRET
 
 ADD = {"prompt": "a cat", "number": "1", "resolution": "768x576", "captcha": "good-1"}

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from api.app import create_app
 from api.settings import ApiSettings
 from sdq.doubles.fake_hcaptcha import FakeHCaptcha
-from sdq.embedded_redis import free_port
+from sdq.supervisor import free_port
 from tests.conftest import BACKEND_SECRET
 
 ADD = {"prompt": "a cat", "number": "1", "resolution": "768x576", "captcha": "good-1"}

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from gpu_worker.settings import WorkerSettings
-from sdq.embedded_redis import EmbeddedRedis, free_port
+from sdq.embedded_redis import EmbeddedRedis
+from sdq.supervisor import free_port
 from tests.conftest import BACKEND_SECRET
 
 REPO = Path(__file__).resolve().parents[2]

@@ -25,7 +25,7 @@ from gpu_worker.settings import WorkerSettings
 from gpu_worker.sources.http import HttpSource
 from gpu_worker.sources.http_client import HttpUnreachable
 from gpu_worker.sources.lean_http import MAX_BODY_BYTES, LeanHttpClient
-from sdq.embedded_redis import free_port
+from sdq.supervisor import free_port
 from tests.conftest import BACKEND_SECRET
 
 OK = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 5\r\n\r\n"ok"\n'

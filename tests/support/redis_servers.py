@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from sdq.embedded_redis import find_server_binary, free_port
+from sdq.embedded_redis import find_server_binary
+from sdq.supervisor import free_port
 
 
 @dataclass

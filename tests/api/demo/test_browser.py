@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sdq.embedded_redis import EmbeddedRedis, free_port
+from sdq.embedded_redis import EmbeddedRedis
+from sdq.supervisor import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]

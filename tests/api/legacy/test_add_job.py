@@ -13,7 +13,7 @@ from api.legacy.rules import NON_PRINTABLE
 from api.settings import ApiSettings
 from broker.queue import Queue
 from sdq.doubles.fake_hcaptcha import FakeHCaptcha
-from sdq.embedded_redis import free_port
+from sdq.supervisor import free_port
 from tests.conftest import BACKEND_SECRET
 
 VALID = {"prompt": "hello world", "number": "1", "resolution": "768x576", "captcha": "good-1"}

@@ -18,7 +18,8 @@ from redis.asyncio import Redis
 
 from api.app import create_app
 from api.settings import ApiSettings
-from sdq.embedded_redis import EmbeddedRedis, free_port
+from sdq.embedded_redis import EmbeddedRedis
+from sdq.supervisor import free_port
 from tests.conftest import BACKEND_SECRET
 
 LIMIT = 16 * 1024

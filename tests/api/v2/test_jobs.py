@@ -13,7 +13,7 @@ from broker.errors import InvalidTransition
 from broker.queue import Queue
 from broker.states import JobState
 from sdq.doubles.fake_hcaptcha import FakeHCaptcha
-from sdq.embedded_redis import free_port
+from sdq.supervisor import free_port
 from tests.api.v2.conftest import MakeApp, http, report, submit
 
 TOKEN_SHAPED_UNKNOWN = "0123456789abcdef0123456789abcdef"

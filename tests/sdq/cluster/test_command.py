@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from sdq.cluster import find_nginx
-from sdq.embedded_redis import free_port
+from sdq.supervisor import free_port
 
 pytestmark = pytest.mark.slow
 
