@@ -13,6 +13,7 @@ It parses, makes one broker call and renders; state lives in broker/.
     captcha         hCaptcha verification
     siteverify      the HTTP client behind it
     auth            backend secrets (constant time), Bearer tokens
+    secret_policy   which secrets the service refuses to start with
     client_address  the client's address behind trusted proxies
     access_log      the redacted access log
     asgi_status     notes a response's status for logs and metrics
@@ -36,6 +37,7 @@ __all__ = [
     "images",
     "legacy",
     "metrics",
+    "secret_policy",
     "services",
     "settings",
     "siteverify",

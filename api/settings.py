@@ -1,6 +1,8 @@
 """The API process's settings: one object, read from `SDQ_*` environment variables.
 
-Unsafe combinations are refused at start-up, not discovered in production.
+Unsafe combinations are refused at start-up, not discovered in production: a
+missing, short or placeholder secret (api/secret_policy.py), captcha checks off
+without saying so, an unreadable secrets file.
 """
 
 from __future__ import annotations
@@ -9,8 +11,16 @@ from pathlib import Path
 from typing import Self
 
 from limits import parse_many
-from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+from pydantic import (
+    Field,
+    IPvAnyNetwork,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
+from api.secret_policy import secret_problem
 from broker.settings import BrokerSettings, CommaSeparated
 
 HCAPTCHA_VERIFY_URL = "https://api.hcaptcha.com/siteverify"
@@ -69,6 +79,24 @@ class ApiSettings(BrokerSettings):
                 raise ValueError(f'SDQ_ADDJOB_RATE: {exc} (e.g. "10/minute;100/hour")') from exc
         return value.strip()
 
+    _file_secrets: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _read_secrets_file(self) -> Self:
+        """One secret per line; blank lines and `#` comments are skipped. Read once."""
+        if self.backend_secrets_file is None:
+            return self
+        try:
+            text = self.backend_secrets_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(
+                f"SDQ_BACKEND_SECRETS_FILE={self.backend_secrets_file}: cannot read it "
+                f"({type(exc).__name__}: {getattr(exc, 'strerror', None) or exc})"
+            ) from None
+        lines = (line.strip() for line in text.splitlines())
+        self._file_secrets = [line for line in lines if line and not line.startswith("#")]
+        return self
+
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Self:
         if not self.all_backend_secrets():
@@ -83,11 +111,16 @@ class ApiSettings(BrokerSettings):
             )
         if self.s3_presign and not self.s3_bucket:
             raise ValueError("SDQ_S3_PRESIGN needs SDQ_S3_BUCKET (the private bucket to sign for)")
+        for number, secret in enumerate(self.all_backend_secrets(), start=1):
+            problem = secret_problem(secret)
+            if problem:  # the value itself is never shown
+                raise ValueError(f"backend secret {number}: {problem}")
+        if self.hcaptcha_secret is not None:
+            problem = secret_problem(self.hcaptcha_secret.get_secret_value())
+            if problem:
+                raise ValueError(f"SDQ_HCAPTCHA_SECRET: {problem}")
         return self
 
     def all_backend_secrets(self) -> list[str]:
-        secrets = [secret.get_secret_value() for secret in self.backend_secrets]
-        if self.backend_secrets_file is not None:
-            lines = self.backend_secrets_file.read_text(encoding="utf-8").splitlines()
-            secrets += [line.strip() for line in lines if line.strip()]
-        return secrets
+        """SDQ_BACKEND_SECRETS, then the lines of SDQ_BACKEND_SECRETS_FILE."""
+        return [s.get_secret_value() for s in self.backend_secrets] + self._file_secrets

@@ -29,7 +29,7 @@ from broker.settings import BrokerSettings
 from sdq.doubles.fake_hcaptcha import FakeHCaptcha
 from sdq.embedded_redis import EmbeddedRedis
 
-SECRET = "bench-backend-secret"
+SECRET = "bench-backend-secret-of-bench-http"
 PREFIX = "bench"
 ENDPOINTS = ("getJobStatus", "getNextJob", "addJob")
 # The original Go + SQLite service on this machine (issue 2): req/s by depth.
@@ -126,7 +126,7 @@ def stack(reservation_ms: int) -> Iterator[tuple[Redis, BrokerSettings, Uvicorn,
         "SDQ_REDIS_URL": engine.url,
         "SDQ_KEY_PREFIX": PREFIX,
         "SDQ_BACKEND_SECRETS": SECRET,
-        "SDQ_HCAPTCHA_SECRET": "bench-hcaptcha-secret",
+        "SDQ_HCAPTCHA_SECRET": "bench-hcaptcha-secret-of-the-benchmarks",
         "SDQ_HCAPTCHA_VERIFY_URL": captcha.url,
         "SDQ_ACCESS_LOG": "false",
         "SDQ_RESERVATION_MS": str(reservation_ms),

@@ -217,7 +217,10 @@ def parse(argv: Sequence[str] | None = None) -> Args:
 
 
 def cluster_for(args: Args, captcha_url: str, data_dir: Path) -> Cluster:
-    env = {"SDQ_HCAPTCHA_SECRET": "bench-hcaptcha-secret", "SDQ_HCAPTCHA_VERIFY_URL": captcha_url}
+    env = {
+        "SDQ_HCAPTCHA_SECRET": "bench-hcaptcha-secret-of-the-benchmarks",
+        "SDQ_HCAPTCHA_VERIFY_URL": captcha_url,
+    }
     if args.no_captcha:
         env = {"SDQ_INSECURE_SKIP_CAPTCHA": "true"}
     env["SDQ_ACCESS_LOG"] = str(args.api_access_log).lower()

@@ -42,7 +42,7 @@ from sdq.embedded_redis import EmbeddedRedis
 from sdq.supervisor import Process, free_port, kill, spawn, stop
 from sdq.worker import serve
 
-SECRET = "bench-secret"
+SECRET = "bench-backend-secret-of-bench-worker"
 API_PREFIX = "bench-http"  # the API process serves one queue; HTTP runs share it
 
 

@@ -26,7 +26,10 @@ CommaSeparated = Annotated[list[T], NoDecode, BeforeValidator(split_commas)]
 
 
 class BrokerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SDQ_", extra="ignore", frozen=True)
+    # Errors never echo the input: it holds the secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="SDQ_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     redis_sentinels: CommaSeparated[str] = Field(default_factory=list)

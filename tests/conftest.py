@@ -19,8 +19,9 @@ from sdq.doubles.fake_hcaptcha import FakeHCaptcha
 from sdq.embedded_redis import EmbeddedRedis
 from sdq.supervisor import free_port
 
-BACKEND_SECRET = "backend-secret-1"
-ROTATED_SECRET = "backend-secret-2"
+BACKEND_SECRET = "backend-secret-1-of-the-test-suite"
+ROTATED_SECRET = "backend-secret-2-of-the-test-suite"
+HCAPTCHA_SECRET = "hcaptcha-secret-of-the-test-suite"
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +59,7 @@ def settings(prefix: str, fake_hcaptcha: FakeHCaptcha) -> ApiSettings:
     return ApiSettings(
         key_prefix=prefix,
         backend_secrets=[BACKEND_SECRET, ROTATED_SECRET],
-        hcaptcha_secret="hcaptcha-secret",
+        hcaptcha_secret=HCAPTCHA_SECRET,
         hcaptcha_sitekey="site-key",
         hcaptcha_verify_url=fake_hcaptcha.url,
         hcaptcha_timeout_s=1.0,

@@ -14,7 +14,7 @@ here writes to a log.
 from __future__ import annotations
 
 import asyncio
-import shlex
+import re
 import sys
 import time
 from collections import Counter
@@ -24,6 +24,7 @@ from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
+from api.secret_policy import secret_problem
 from broker.connection import create_redis
 from broker.errors import StorageUnavailable
 from broker.job import ImportedJob
@@ -46,6 +47,7 @@ SECRET_SETTINGS = {
     "backend_secret": "SDQ_BACKEND_SECRETS",
 }
 BAD_ROWS_SHOWN = 20
+_ENV_SAFE = re.compile(r"[A-Za-z0-9!%*+,./:=?@^_~-]+", re.ASCII)
 EXIT_REFUSED = 2
 
 
@@ -113,7 +115,12 @@ def secret_lines(secrets: list[tuple[str, str]]) -> list[str]:
     """The original's secrets as the `SDQ_*` settings this service reads.
 
     The first row of each kind counts (the original reads one secret per kind); a
-    kind that is missing or empty becomes a comment naming the setting to fill in."""
+    kind that is missing or empty becomes a comment naming the setting to fill in.
+    A value is printed only as `NAME=value` with characters that every env-file
+    reader (shell, docker compose, dotenv) reads the same way and unquoted: one with
+    quotes, spaces, `$`, `#`, backslashes or line breaks could be read as more
+    than one setting, so it becomes a comment asking the operator to set it. A
+    secret the API would refuse (api/secret_policy.py) is not printed either."""
     first: dict[str, str] = {}
     extra: Counter[str] = Counter()
     for kind, secret in secrets:
@@ -131,8 +138,18 @@ def secret_lines(secrets: list[tuple[str, str]]) -> list[str]:
                 f"# the {kind} contains ',': write it as one line of the file named by "
                 "SDQ_BACKEND_SECRETS_FILE instead"
             )
+        elif not _ENV_SAFE.fullmatch(value):
+            lines.append(
+                f"# the {kind} holds characters an env file cannot carry unquoted (spaces, "
+                f"quotes, $, #, \\, line breaks): set {setting} yourself"
+            )
+        elif kind != "hcaptcha_sitekey" and (problem := secret_problem(value)):
+            lines.append(
+                f"# the {kind} {problem}; the API refuses it: set {setting} to a new one "
+                "(and give it to the backends)"
+            )
         else:
-            lines.append(f"{setting}={shlex.quote(value)}")
+            lines.append(f"{setting}={value}")
         if extra[kind]:
             lines.append(
                 f"# {extra[kind]} more row(s) of kind {kind!r} ignored (the first row counts)"

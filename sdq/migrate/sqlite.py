@@ -84,9 +84,16 @@ def open_legacy_db(path: Path) -> sqlite3.Connection:
 def _check_schema(db: sqlite3.Connection, path: Path) -> None:
     for table, wanted in (("jobs", JOB_COLUMNS), ("secrets", SECRET_COLUMNS)):
         try:
+            kind = db.execute("SELECT type FROM sqlite_master WHERE name = ?", (table,)).fetchone()
             rows = db.execute(f"PRAGMA table_info({table})").fetchall()
         except sqlite3.DatabaseError as exc:
             raise LegacyDatabaseError(f"{path}: not an SQLite database ({exc})") from exc
+        if kind is not None and _text(kind[0]) != "table":
+            # A view can be anything, a recursive one never ends: only the original's tables.
+            raise LegacyDatabaseError(
+                f"{path}: not the original service's database: '{table}' is a "
+                f"{_text(kind[0])}, not a table"
+            )
         if not rows:
             raise LegacyDatabaseError(
                 f"{path}: not the original service's database: no table '{table}'"

@@ -82,7 +82,7 @@ def test_client_key_is_the_address_for_ipv4_and_the_network_for_ipv6() -> None:
 
 def test_client_trusted_proxies_setting_takes_comma_separated_networks() -> None:
     settings = ApiSettings(
-        backend_secrets="s", insecure_skip_captcha=True, trusted_proxies="10.0.0.0/8, ::1"
+        backend_secrets="s" * 32, insecure_skip_captcha=True, trusted_proxies="10.0.0.0/8, ::1"
     )
     assert settings.trusted_proxies == [ip_network("10.0.0.0/8"), ip_network("::1/128")]
 
@@ -90,4 +90,4 @@ def test_client_trusted_proxies_setting_takes_comma_separated_networks() -> None
 @pytest.mark.parametrize("bad", ["10.0.0.1/8", "proxy.internal", "10.0.0.0/33"])
 def test_client_trusted_proxies_setting_refuses_what_is_no_network(bad: str) -> None:
     with pytest.raises(ValidationError, match="trusted_proxies"):
-        ApiSettings(backend_secrets="s", insecure_skip_captcha=True, trusted_proxies=bad)
+        ApiSettings(backend_secrets="s" * 32, insecure_skip_captcha=True, trusted_proxies=bad)

@@ -21,7 +21,7 @@ from api.app import create_app
 from api.settings import ApiSettings
 from sdq.doubles.fake_hcaptcha import FakeHCaptcha
 from sdq.supervisor import free_port
-from tests.conftest import BACKEND_SECRET
+from tests.conftest import BACKEND_SECRET, HCAPTCHA_SECRET
 
 ADD = {"prompt": "a cat", "number": "1", "resolution": "768x576", "captcha": "good-1"}
 ALICE, BOB = "203.0.113.7", "198.51.100.20"
@@ -234,9 +234,11 @@ async def test_rate_limit_logs_carry_the_token_and_no_secret(
     assert [getattr(r, "token", None) for r in added] == [token]
     ours = [r for r in caplog.records if r.name.split(".")[0] in {"api", "broker", "sdq"}]
     text = "\n".join(json.dumps(vars(r), default=str) for r in ours)
-    assert BACKEND_SECRET not in text and "hcaptcha-secret" not in text
+    assert BACKEND_SECRET not in text and HCAPTCHA_SECRET not in text
 
 
 def test_rate_limit_setting_refuses_a_malformed_rate() -> None:
     with pytest.raises(ValueError, match="SDQ_ADDJOB_RATE"):
-        ApiSettings(backend_secrets="s", insecure_skip_captcha=True, addjob_rate="ten a minute")
+        ApiSettings(
+            backend_secrets="s" * 32, insecure_skip_captcha=True, addjob_rate="ten a minute"
+        )

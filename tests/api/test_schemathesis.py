@@ -23,7 +23,7 @@ from api.legacy.openapi import LEGACY_PATHS
 from api.settings import ApiSettings
 from sdq.doubles.fake_hcaptcha import FakeHCaptcha
 from sdq.embedded_redis import EmbeddedRedis
-from tests.conftest import BACKEND_SECRET
+from tests.conftest import BACKEND_SECRET, HCAPTCHA_SECRET
 
 EXAMPLES = 10  # per operation and mode: the whole run stays within seconds
 STACK_TRACE_MARKERS = (b"Traceback (most recent call last)", b'File "/', b"Error:")
@@ -35,7 +35,7 @@ def api_schema(redis_engine: EmbeddedRedis, fake_hcaptcha: FakeHCaptcha) -> Iter
         redis_url=SecretStr(redis_engine.url),
         key_prefix=f"fuzz-{uuid.uuid4().hex[:12]}",
         backend_secrets=[BACKEND_SECRET],
-        hcaptcha_secret="hcaptcha-secret",
+        hcaptcha_secret=HCAPTCHA_SECRET,
         hcaptcha_verify_url=fake_hcaptcha.url,
         hcaptcha_timeout_s=0.5,
         access_log=False,

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from api.access_log import redact_query
 from api.app import create_app
 from api.settings import ApiSettings
-from tests.conftest import BACKEND_SECRET, ROTATED_SECRET
+from tests.conftest import BACKEND_SECRET, HCAPTCHA_SECRET, ROTATED_SECRET
 
 CAPTCHA = "good-captcha-response-7f3a"
 ADD = f"prompt=hello&number=1&resolution=768x576&captcha={CAPTCHA}"
@@ -72,7 +72,7 @@ async def test_secrets_never_logged(
         f"{record.getMessage()} {record.args} {record.exc_text}"
         for record in service_records(caplog)
     )
-    for secret in (BACKEND_SECRET, ROTATED_SECRET, CAPTCHA, "hcaptcha-secret", "nope-42"):
+    for secret in (BACKEND_SECRET, ROTATED_SECRET, CAPTCHA, HCAPTCHA_SECRET, "nope-42"):
         assert secret not in service_lines
 
 

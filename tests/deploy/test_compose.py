@@ -230,7 +230,7 @@ def test_api_app_imports_without_the_worker_only_packages() -> None:
         "sys.meta_path.insert(0, Block())\n"
         "from api.settings import ApiSettings\n"
         "from api.app import create_app\n"
-        "create_app(ApiSettings(backend_secrets='s', insecure_skip_captcha=True, "
+        "create_app(ApiSettings(backend_secrets='s' * 32, insecure_skip_captcha=True, "
         "images_dir='.'))\n"
     )
     result = subprocess.run(

@@ -15,7 +15,7 @@ from broker.renders import RenderSample
 from gpu_worker.settings import WorkerSettings
 from gpu_worker.sources.http import HttpSource
 
-SECRET = "legacy-secret"
+SECRET = "legacy-secret-of-the-http-tests"
 TOKEN = "e" * 32
 
 

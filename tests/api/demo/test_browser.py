@@ -71,7 +71,7 @@ def service(redis_engine: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactor
     common = {
         "redis_url": redis_engine.url,
         "key_prefix": f"browser-{uuid.uuid4().hex[:8]}",
-        "backend_secrets": "browser-test-secret",
+        "backend_secrets": "browser-test-backend-secret-0123",
         "images_dir": str(images),
     }
     port = free_port()

@@ -14,7 +14,7 @@ from api.settings import ApiSettings
 from broker.queue import Queue
 from sdq.doubles.fake_hcaptcha import FakeHCaptcha
 from sdq.supervisor import free_port
-from tests.conftest import BACKEND_SECRET
+from tests.conftest import BACKEND_SECRET, HCAPTCHA_SECRET
 
 VALID = {"prompt": "hello world", "number": "1", "resolution": "768x576", "captcha": "good-1"}
 
@@ -235,7 +235,7 @@ async def test_add_job_sends_secret_response_sitekey_and_remote_ip(
 ) -> None:
     assert (await add_job(client, captcha="good-form")).status_code == 200
     assert fake_hcaptcha.calls[-1] == {
-        "secret": "hcaptcha-secret",
+        "secret": HCAPTCHA_SECRET,
         "response": "good-form",
         "sitekey": "site-key",
         "remoteip": "203.0.113.7",

@@ -73,7 +73,7 @@ async def test_query_limit_is_configurable(redis: Redis, settings: ApiSettings) 
 
 def test_query_limit_setting_refuses_a_tiny_limit() -> None:
     with pytest.raises(ValueError, match="max_query_bytes"):
-        ApiSettings(backend_secrets="s", insecure_skip_captcha=True, max_query_bytes=10)
+        ApiSettings(backend_secrets="s" * 32, insecure_skip_captcha=True, max_query_bytes=10)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ TOKEN = "45b825dd9eb2e9602749ac4b74b3d9d9"
 
 
 def api_settings(**values: Any) -> ApiSettings:
-    return ApiSettings(backend_secrets=[SecretStr("s")], insecure_skip_captcha=True, **values)
+    return ApiSettings(backend_secrets=[SecretStr("s" * 32)], insecure_skip_captcha=True, **values)
 
 
 def test_image_urls_presigned_for_a_private_bucket_fetch_the_image(

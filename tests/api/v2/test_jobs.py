@@ -15,6 +15,7 @@ from broker.states import JobState
 from sdq.doubles.fake_hcaptcha import FakeHCaptcha
 from sdq.supervisor import free_port
 from tests.api.v2.conftest import MakeApp, http, report, submit
+from tests.conftest import HCAPTCHA_SECRET
 
 TOKEN_SHAPED_UNKNOWN = "0123456789abcdef0123456789abcdef"
 
@@ -129,7 +130,7 @@ async def test_v2_create_job_verifies_the_captcha_with_hcaptcha(
     assert reply.status_code == 400
     assert reply.json() == {"errors": [{"field": "captcha", "message": "captcha failed"}]}
     call = next(c for c in fake_hcaptcha.calls if c.get("response") == "bad-v2-xyz")
-    assert call["secret"] == "hcaptcha-secret"
+    assert call["secret"] == HCAPTCHA_SECRET
     assert call["remoteip"] == "203.0.113.7"
 
 

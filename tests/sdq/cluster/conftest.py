@@ -10,6 +10,7 @@ import pytest
 
 from sdq.cluster import Cluster, find_nginx
 from sdq.doubles.fake_hcaptcha import FakeHCaptcha
+from tests.conftest import HCAPTCHA_SECRET
 
 FAST = {
     "SDQ_WORKER_LEASE_MS": "2000",  # a dead worker's job is free again after 2 s
@@ -35,7 +36,7 @@ def start_cluster(tmp_path: Path, fake_hcaptcha: FakeHCaptcha) -> Iterator[Clust
         assert isinstance(extra, dict)
         env = {
             **FAST,
-            "SDQ_HCAPTCHA_SECRET": "hcaptcha-secret",
+            "SDQ_HCAPTCHA_SECRET": HCAPTCHA_SECRET,
             "SDQ_HCAPTCHA_VERIFY_URL": fake_hcaptcha.url,
             **extra,
         }

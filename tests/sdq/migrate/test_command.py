@@ -19,10 +19,11 @@ from sdq.migrate.command import secret_lines
 from tests.sdq.migrate.support import job_row, legacy_db
 
 SECRETS = [
-    ("hcaptcha_secret", "0x8f2c secret with 'quotes' and $dollars"),
+    ("hcaptcha_secret", "0x8f2c7e41d9a3b56c0f1e2d3c4b5a69788796a5b4"),
     ("hcaptcha_sitekey", "10000000-ffff-ffff-ffff-000000000001"),
-    ("backend_secret", "backend-s3cret"),
+    ("backend_secret", "backend-s3cret/of+the=original.service"),
 ]
+LONG = "-of-the-original-service"  # makes a test secret long enough for the API
 
 
 @pytest.fixture
@@ -57,8 +58,8 @@ def test_import_command_prints_secrets_as_the_settings_the_api_reads(
     for line in out.splitlines():
         if not line.startswith("#"):
             name, _, value = line.partition("=")
-            (unquoted,) = shlex.split(value)
-            monkeypatch.setenv(name, unquoted)
+            assert shlex.split(value) == [value]  # read the same with or without a shell
+            monkeypatch.setenv(name, value)
     api = ApiSettings()
     assert api.hcaptcha_secret is not None
     assert api.hcaptcha_secret.get_secret_value() == SECRETS[0][1]
@@ -73,14 +74,15 @@ def test_import_command_prints_secrets_as_the_settings_the_api_reads(
 def test_import_command_names_the_secrets_it_could_not_find(
     engine_env: BrokerSettings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = legacy_db(tmp_path / "queue.db", [], [("hcaptcha_secret", ""), ("backend_secret", "b")])
+    secrets = [("hcaptcha_secret", ""), ("backend_secret", "b" + LONG)]
+    path = legacy_db(tmp_path / "queue.db", [], secrets)
 
     code, out, _ = run_command(capsys, str(path))
 
     assert code == 0
     assert "# hcaptcha_secret is missing or empty in the database" in out
     assert "set SDQ_HCAPTCHA_SITEKEY yourself" in out
-    assert "SDQ_BACKEND_SECRETS=b\n" in out
+    assert f"SDQ_BACKEND_SECRETS=b{LONG}\n" in out
 
 
 def test_import_command_imports_and_a_second_run_finds_everything_present(
@@ -110,16 +112,16 @@ def test_import_command_imports_and_a_second_run_finds_everything_present(
 def test_import_secrets_take_the_first_row_of_each_kind_and_never_split_a_secret() -> None:
     lines = secret_lines(
         [
-            ("backend_secret", "first"),
-            ("backend_secret", "second"),
-            ("hcaptcha_secret", "has,comma"),
+            ("backend_secret", "first" + LONG),
+            ("backend_secret", "second" + LONG),
+            ("hcaptcha_secret", "has,comma" + LONG),
             ("hcaptcha_sitekey", "key,with,commas"),
             ("smtp_password", "not ours"),
         ]
     )
 
-    assert "SDQ_BACKEND_SECRETS=first" in lines
-    assert "SDQ_HCAPTCHA_SECRET=has,comma" in lines
+    assert f"SDQ_BACKEND_SECRETS=first{LONG}" in lines
+    assert f"SDQ_HCAPTCHA_SECRET=has,comma{LONG}" in lines
     assert "SDQ_HCAPTCHA_SITEKEY=key,with,commas" in lines
     assert "# 1 more row(s) of kind 'backend_secret' ignored (the first row counts)" in lines
     assert not any("second" in line or "not ours" in line for line in lines)
@@ -188,3 +190,52 @@ def test_import_command_refuses_a_missing_file(
     code, _, err = run_command(capsys, str(tmp_path / "nope.db"))
 
     assert code == 2 and "no such file" in err
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "x\nSDQ_INSECURE_SKIP_CAPTCHA=true",
+        "x\rSDQ_INSECURE_SKIP_CAPTCHA=true" + LONG,
+        "it's 'quoted' and $expanded" + LONG,
+        'say "hi" # not a comment' + LONG,
+        "back\\slash" + LONG,
+    ],
+)
+def test_import_never_prints_a_secret_an_env_file_could_read_as_another_setting(
+    secret: str,
+) -> None:
+    """A secret with a line break once printed a second setting that a dotenv reader
+    took (SDQ_INSECURE_SKIP_CAPTCHA=true): such values become a comment."""
+    lines = secret_lines([("backend_secret", secret), ("hcaptcha_secret", secret)])
+    settings = [line for line in lines if not line.startswith("#")]
+    assert settings == []
+    assert all("\n" not in line and "\r" not in line for line in lines)
+    assert any("set SDQ_BACKEND_SECRETS yourself" in line for line in lines)
+    assert any("set SDQ_HCAPTCHA_SECRET yourself" in line for line in lines)
+
+
+def test_import_prints_no_secret_the_api_would_refuse_and_says_why() -> None:
+    lines = secret_lines([("backend_secret", "short"), ("hcaptcha_sitekey", "short-is-fine")])
+    assert not any(line.startswith("SDQ_BACKEND_SECRETS=") for line in lines)
+    assert any("shorter than 24" in line and "SDQ_BACKEND_SECRETS" in line for line in lines)
+    assert "SDQ_HCAPTCHA_SITEKEY=short-is-fine" in lines  # a site key is public
+
+
+def test_import_command_refuses_a_view_in_place_of_a_table_instead_of_hanging(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A recursive VIEW named `jobs` once made the import read forever."""
+    path = tmp_path / "queue.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE secrets (kind TEXT, secret TEXT);"
+            "CREATE VIEW jobs AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n)"
+            " SELECT i AS created_ms, 'p' AS prompt, '1' AS number, 768 AS width, 576 AS height,"
+            " printf('%032x', i) AS token, 'new' AS state, NULL AS completed_ms FROM n;"
+        )
+    started = time.monotonic()
+    code, _, err = run_command(capsys, str(path), "--dry-run")
+    assert code == 2
+    assert "'jobs' is a view, not a table" in err
+    assert time.monotonic() - started < 5
