@@ -1,7 +1,11 @@
-"""An access log that never writes a secret.
+"""An access log that never writes a secret, and that a client cannot forge.
 
 uvicorn's own access log prints the raw query string (and so `secret=`), so it
-stays off; this middleware logs the same facts with secrets redacted.
+stays off; this middleware logs the same facts with secrets redacted. The path
+is logged as the client sent it (still percent-encoded), with any control or
+non-ASCII byte escaped: a `%0a` cannot start a forged log line, nor `%1b` an
+ANSI escape. Path parameters (`;...`) are never logged: nothing reads them, but
+a secret could hide there.
 """
 
 from __future__ import annotations
@@ -14,19 +18,22 @@ from urllib.parse import unquote_to_bytes
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.asgi_status import StatusRecorder
+from api.throttled_log import printable
 
 log = logging.getLogger("sdq.access")
 
-_SENSITIVE = frozenset({"secret", "captcha"})
+_SENSITIVE = ("secret", "captcha", "password")
 _PAIR = re.compile(rb"[^&;]+")
+_LETTERS = re.compile(r"[^a-z]")
 
 
 def redact_query(query: bytes) -> str:
     """The query with the value of every secret or captcha pair replaced by ***.
 
     Keys are compared as the query parser reads them (percent-decoded, `+` as space),
-    so `s%65cret=` is caught too, and more widely than it reads them (any case,
-    white space ignored, `;` also ends a pair), so nothing used as a secret slips by.
+    so `s%65cret=` is caught too, and more widely than it reads them (any case, only
+    the letters count, `;` also ends a pair), so near misses such as `secret%00=`,
+    `secret2=` or `Secret_Key=` are hidden as well.
     """
     return _PAIR.sub(_redact_pair, query).decode("latin-1")
 
@@ -35,8 +42,18 @@ def _redact_pair(pair: re.Match[bytes]) -> bytes:
     key, equals, _ = pair.group().partition(b"=")
     if not equals:
         return pair.group()
-    name = unquote_to_bytes(key.replace(b"+", b" ")).decode("utf-8", "replace")
-    return key + b"=***" if name.strip().lower() in _SENSITIVE else pair.group()
+    decoded = unquote_to_bytes(key.replace(b"+", b" ")).decode("ascii", "ignore")
+    name = _LETTERS.sub("", decoded.lower())
+    return key + b"=***" if any(word in name for word in _SENSITIVE) else pair.group()
+
+
+def logged_path(scope: Scope) -> str:
+    """The path as sent (percent-encoded), its `;` parameters cut, escaped for one line."""
+    raw = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+    path = raw.split(b"?", 1)[0]
+    if b";" in path:
+        path = path.split(b";", 1)[0] + b";***"
+    return printable(path.decode("latin-1"), 2000)
 
 
 class AccessLog:
@@ -52,13 +69,13 @@ class AccessLog:
         try:
             await self.app(scope, receive, recorder)
         finally:
-            query = redact_query(scope["query_string"])
+            query = printable(redact_query(scope["query_string"]), 4000)
             client = scope["client"][0] if scope.get("client") else "-"
             log.info(
                 '%s "%s %s%s" %d %.1fms',
                 client,
                 scope["method"],
-                scope["path"],
+                logged_path(scope),
                 f"?{query}" if query else "",
                 recorder.status,
                 (time.perf_counter() - started) * 1000,

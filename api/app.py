@@ -29,6 +29,7 @@ from api.settings import ApiSettings
 from api.siteverify import SiteverifyClient
 from api.sweeper import sweep_forever
 from api.v2 import install as install_v2
+from api.v2.errors import install_handlers
 from broker.connection import create_redis
 from broker.queue import Queue
 
@@ -78,6 +79,7 @@ def create_app(settings: ApiSettings | None = None, redis: Redis | None = None) 
         app.include_router(images_router(settings.images_dir))
     install_v2(app, settings)
     install_demo(app)  # the demo page at /
+    install_handlers(app)  # JSON errors everywhere, the v2 shape under /v2/
     if http_metrics is not None:
         app.include_router(metrics_router(http_metrics))
         app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from api.throttled_log import ThrottledLog
 from broker.errors import (
     InvalidTransition,
     JobNotFound,
@@ -28,6 +29,7 @@ from broker.errors import (
 )
 
 log = logging.getLogger(__name__)
+throttled = ThrottledLog(log)  # per process: a flood of any kind is one line per interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +115,14 @@ def problem(exc: Exception, table: Table) -> Problem | None:
         entry = table.get(kind)
         if entry is not None:
             if isinstance(exc, StorageUnavailable):
-                log.error("storage unavailable: %s", exc)
+                throttled.log(logging.ERROR, "storage", "storage unavailable: %s", exc)
             status, error = entry
             return Problem(status, (error,), getattr(exc, "retry_after_s", None))
     return None
+
+
+def unexpected(where: str, exc: BaseException) -> Problem:
+    """An error no table knows (a bug): logged as one line per interval, answered as a
+    plain 500 "internal error" that says nothing of the cause."""
+    throttled.unexpected(where, exc)
+    return INTERNAL

@@ -11,11 +11,13 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="The process is alive")
+@router.head("/healthz", include_in_schema=False)  # probes that only look at the status
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get("/readyz", summary="Redis answers: this replica can serve", response_model=None)
+@router.head("/readyz", include_in_schema=False, response_model=None)
 async def readyz(request: Request) -> JSONResponse:
     try:
         await request.app.state.services.queue.ping()

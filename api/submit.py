@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from api.errors import CaptchaFailed
+from api.legacy.query import is_utf8
 from api.legacy.rules import JobRequest
 from api.services import Services
 from broker.errors import StorageUnavailable, TokenExists
@@ -30,7 +31,8 @@ async def submit(services: Services, request: JobRequest, client: str | None) ->
     RateLimited, TooManyOpenJobs, CaptchaFailed or StorageUnavailable."""
     token, key = new_token(), services.clients.key(client)
     await services.abuse.admit(key, token)
-    if not await services.captcha.verify(request.captcha, client):
+    # Bytes that are no UTF-8 cannot be sent to hCaptcha, and would fail there anyway.
+    if not is_utf8(request.captcha) or not await services.captcha.verify(request.captcha, client):
         await services.abuse.release(key, token)
         raise CaptchaFailed
     token = await _enqueue(services, request, token, key)

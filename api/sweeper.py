@@ -2,6 +2,10 @@
 
 Every replica runs this loop; a short Redis lock lets one of them sweep per
 interval. The sweep script itself is atomic, so even two at once are safe.
+One script call handles at most SDQ_SWEEP_LIMIT expired leases (so it never
+blocks Redis for long); when a call finds a full batch, the sweep calls again
+at once, so thousands of leases that expired together (a rack lost power) come
+back within one interval, not one batch per interval.
 """
 
 from __future__ import annotations
@@ -10,10 +14,13 @@ import asyncio
 import logging
 import secrets
 
+from api.throttled_log import ThrottledLog
 from broker.errors import StorageUnavailable
 from broker.queue import Queue
 
 log = logging.getLogger(__name__)
+_throttled = ThrottledLog(log)
+MAX_BATCHES = 1000  # per interval: 100,000 leases at the default limit
 
 
 async def sweep_forever(queue: Queue, interval_s: float) -> None:
@@ -23,7 +30,7 @@ async def sweep_forever(queue: Queue, interval_s: float) -> None:
         try:
             await sweep_once(queue, owner, interval_s)
         except StorageUnavailable as exc:
-            log.warning("sweep skipped, storage unavailable: %s", exc)
+            _throttled.log(logging.WARNING, "sweep", "sweep skipped, storage unavailable: %s", exc)
 
 
 async def sweep_once(queue: Queue, owner: str, interval_s: float) -> bool:
@@ -31,7 +38,13 @@ async def sweep_once(queue: Queue, owner: str, interval_s: float) -> bool:
     lock_ms = max(1, int(interval_s * 1000 * 0.9))
     if not await queue.try_lock(queue.keys.sweep_lock, owner, lock_ms):
         return False
-    requeued, failed, unreserved = await queue.requeue_expired()
+    totals = [0, 0, 0]
+    for _ in range(MAX_BATCHES):
+        batch = await queue.requeue_expired()
+        totals = [total + n for total, n in zip(totals, batch, strict=True)]
+        if max(batch) < queue.settings.sweep_limit:
+            break
+    requeued, failed, unreserved = totals
     if requeued or failed:
         log.info(
             "sweep: %d requeued, %d failed, %d reservations ended", requeued, failed, unreserved

@@ -23,8 +23,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.auth import bearer_token
-from api.errors import BACKEND, INTERNAL, FieldError, Problem, Rejected, problem
-from api.legacy.query import parse_query
+from api.errors import BACKEND, FieldError, Rejected, problem, unexpected
+from api.legacy.query import is_utf8, parse_query
 from api.services import Services
 from broker.renders import RenderSample
 from broker.tokens import is_token
@@ -62,10 +62,7 @@ def _extension(handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]
         try:
             return JSONResponse(await handler(request, services, params))
         except Exception as exc:
-            answer: Problem | None = problem(exc, BACKEND)
-            if answer is None:
-                log.exception("unhandled error on %s", request.url.path)
-                answer = INTERNAL
+            answer = problem(exc, BACKEND) or unexpected(request.url.path, exc)
             return _error(answer.status, "; ".join(answer.messages))
 
     # Not functools.wraps: FastAPI would read the handler's signature as parameters.
@@ -110,6 +107,8 @@ async def release_job(
     token = _token(params)
     fence = _integer(params, "fence", 1, 10**15, None)
     reason = params.get("reason", "")[:200] or "released by worker"
+    if not is_utf8(reason):
+        raise _bad_request("reason must be UTF-8 text")
     state = await services.queue.release(token, fence, reason)
     return {"token": token, "fence": fence, "state": state.value}
 
@@ -130,7 +129,7 @@ def _report_body(body: object) -> tuple[str, list[RenderSample], bool]:
     if not isinstance(body, dict):
         raise _bad_request("the body must be a JSON object")
     worker, renders, leaving = body.get("worker"), body.get("renders", []), body.get("leaving")
-    if not isinstance(worker, str) or not 0 < len(worker) <= 200:
+    if not isinstance(worker, str) or not 0 < len(worker) <= 200 or not is_utf8(worker):
         raise _bad_request("worker must be a string of 1 to 200 characters")
     if not isinstance(renders, list) or len(renders) > MAX_SAMPLES:
         raise _bad_request(f"renders must be a list of at most {MAX_SAMPLES} objects")

@@ -26,8 +26,22 @@ def go_trim(value: str) -> str:
 
 
 def byte_length(value: str) -> int:
-    """Go's len(): UTF-8 bytes, counting undecodable input bytes one each."""
-    return len(value.encode("utf-8", "surrogateescape"))
+    """Go's len(): UTF-8 bytes, counting undecodable input bytes one each (and a lone
+    surrogate from JSON, which no query can carry, as the 3 bytes Go would count)."""
+    try:
+        return len(value.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        return len(value.encode("utf-8", "surrogatepass"))
+
+
+def is_utf8(value: str) -> bool:
+    """Whether `value` is text that can be stored and sent on: no undecodable query
+    bytes (kept as surrogate escapes) and no lone surrogates (which JSON can hold)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _unescape(raw: bytes) -> str | None:

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.access_log import AccessLog
 from api.auth import bearer_token
-from api.errors import INTERNAL, LEGACY, Problem, problem
+from api.errors import LEGACY, Problem, problem, unexpected
 from api.legacy import endpoints as legacy
 from api.legacy.endpoints import LegacyReply
 from api.legacy.format import error_body, string_body
@@ -84,11 +84,7 @@ class LegacyRouter:
             client = services.clients.address(scope) if endpoint.needs_client else None
             return await endpoint.handler(services, params, secret, client)
         except Exception as exc:
-            answer = problem(exc, LEGACY)
-            if answer is None:
-                log.exception("unhandled error on %s", scope["path"])
-                answer = INTERNAL
-            return _reply(answer)
+            return _reply(problem(exc, LEGACY) or unexpected(scope["path"], exc))
 
 
 class LegacyFirstApp(FastAPI):
@@ -111,11 +107,17 @@ class LegacyFirstApp(FastAPI):
         self._legacy = legacy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in ENDPOINTS:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        if scope["path"] in ENDPOINTS:
             scope["app"] = self
             await self._legacy(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception as exc:  # answered already (a 500, by the app's handler)
+            unexpected(scope["path"], exc)
 
 
 def _reply(answer: Problem) -> LegacyReply:

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from typing import Annotated
 
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from api.legacy.query import is_utf8
 from broker.states import JobState
+
+
+def _utf8(value: str) -> str:
+    if not is_utf8(value):
+        raise ValueError("must be valid UTF-8 text (no lone surrogates)")
+    return value
+
+
+# A JSON string that is real text: "\ud800" is valid JSON but no UTF-8.
+Utf8Str = Annotated[StrictStr, AfterValidator(_utf8)]
 
 
 class FieldErrorModel(BaseModel):
@@ -34,12 +47,12 @@ class JobCreate(BaseModel):
         }
     )
 
-    prompt: StrictStr = Field(default="", description="1..500 bytes; DE/IT letters transliterated")
-    number: StrictInt | StrictStr = Field(default="", description="images to render, 1..16")
-    resolution: StrictStr = Field(
+    prompt: Utf8Str = Field(default="", description="1..500 bytes; DE/IT letters transliterated")
+    number: StrictInt | Utf8Str = Field(default="", description="images to render, 1..16")
+    resolution: Utf8Str = Field(
         default="", description="one of 1024x576, 768x576, 576x768, 576x576"
     )
-    captcha: StrictStr = Field(default="", description="the hCaptcha widget's response")
+    captcha: Utf8Str = Field(default="", description="the hCaptcha widget's response")
 
 
 class JobLinks(BaseModel):

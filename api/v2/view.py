@@ -19,6 +19,18 @@ CANCELLED = "Cancelled by its owner."
 FAILED = "Rendering failed on every attempt; submitting the job again may work."
 
 
+# Why a job failed, for the public: a worker's own reason (an exception's text, a
+# path, a driver message) stays in the logs and the job hash, for operators.
+WORKER_LOST = "the worker rendering it stopped answering"
+RENDER_FAILED = "rendering failed"
+
+
+def public_error(last_error: str | None) -> str | None:
+    if last_error is None:
+        return None
+    return WORKER_LOST if last_error.startswith("lease expired") else RENDER_FAILED
+
+
 @dataclass(frozen=True, slots=True)
 class V2Context:
     """What the v2 routes need beyond Services, built once per app."""
@@ -59,7 +71,7 @@ def job_view(details: JobDetails, images: ImageUrls | None) -> JobView:
         workers=Workers(live=workers, available=workers > 0),
         cancel_requested=details.cancel_requested_ms is not None,
         images=urls,
-        error=details.last_error if details.state is JobState.FAILED else None,
+        error=public_error(details.last_error) if details.state is JobState.FAILED else None,
         notice=_notice(details, workers, eta, urls),
         links=links(details.token),
     )

@@ -95,10 +95,34 @@ def service_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]
         (b"s%65cr%65t=abc&captcha=xyz", "s%65cr%65t=***&captcha=***"),
         (b"x=1;secret=abc&y=2", "x=1;secret=***&y=2"),
         (b"secret", "secret"),
-        (b"secrets=abc", "secrets=abc"),
+        (b"secrets=abc", "secrets=***"),  # near misses are hidden too
+        (b"secret%00=abc", "secret%00=***"),
+        (b"secret2=abc&Secret_Key=def", "secret2=***&Secret_Key=***"),
         (b"prompt=my+secret=abc", "prompt=my+secret=abc"),
         (b"", ""),
     ],
 )
 def test_redact_query_hides_every_secret_value(query: bytes, logged: str) -> None:
     assert redact_query(query) == logged
+
+
+async def test_a_secret_in_a_path_parameter_is_never_logged(
+    logged_client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    await logged_client.get(f"/getNextJob;secret={BACKEND_SECRET}?x=1")
+    lines = [r.getMessage() for r in caplog.records if r.name == "sdq.access"]
+    assert lines and '"GET /getNextJob;***?x=1"' in lines[-1]
+    assert all(BACKEND_SECRET not in line for line in lines)
+
+
+@pytest.mark.parametrize("forged", ["%0a", "%0d%0a", "%1b[31m", "%00", "%e2%80%a8"])
+async def test_the_access_log_cannot_be_forged_through_the_path(
+    logged_client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, forged: str
+) -> None:
+    """`%0a` in a path once started a new, attacker-written log line."""
+    await logged_client.get(f'/v2/jobs/x{forged}203.0.113.9 "GET /admin" 200 1.0ms')
+    await logged_client.get(f"/getJobStatus?token=x{forged}FORGED")
+    lines = [r.getMessage() for r in caplog.records if r.name == "sdq.access"]
+    assert len(lines) == 2
+    for line in lines:
+        assert line.isprintable() and line.isascii()
