@@ -21,6 +21,7 @@ It parses, makes one broker call and renders; state lives in broker/.
     health          /healthz and /readyz
     images          /images/<token>/<index:05d>.png from a local folder
     sweeper         the periodic sweep of expired leases
+    throttled_log   log lines a flood cannot multiply
 """
 
 __all__ = [
@@ -43,5 +44,6 @@ __all__ = [
     "siteverify",
     "submit",
     "sweeper",
+    "throttled_log",
     "v2",
 ]
