@@ -72,6 +72,7 @@ def create_app(settings: ApiSettings | None = None, redis: Redis | None = None) 
         version="1.0",
         summary="The legacy job-queue contract, served from Redis.",
         lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,  # 413 past it, on every route that reads one
     )
     app.include_router(health_router)
     app.include_router(backend_router)

@@ -7,10 +7,14 @@
     ├── RateLimited                    the client used up its request rate (api/abuse.py)
     └── Rejected                       a request refused with its own reasons (validation)
 
-A surface looks the exception up in its table (`problem(exc, TABLE)`) and renders
-the Problem in its own shape: the legacy contract as one JSON string
+A surface looks the exception up in its table (`problem(exc, TABLE)`) and
+renders the Problem in its own shape: the legacy contract as one JSON string
 (api/legacy/format.py), v2 as `{"errors": [{"field", "message"}]}`, the backend
 extension as `{"error": "..."}`. No route builds an error body of its own.
+HTTP errors of the framework itself (404, 405) stay starlette HTTPExceptions,
+which api/v2/errors.py renders in the same shapes; a body over
+SDQ_MAX_BODY_BYTES is refused by FastAPI's own limit (413, plain text) before
+any route sees it.
 """
 
 from __future__ import annotations

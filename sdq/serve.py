@@ -15,15 +15,18 @@ import uvicorn
 
 from api.app import create_app
 from api.settings import ApiSettings
+from sdq.http_protocol import BoundedHttpToolsProtocol
 from sdq.logs import configure_logging
 
 FACTORY = "api.app:create_app"
 PASSED_ON = ("host", "port", "workers")  # what the command line may override
+_SERVER_LIMITS = ("max_header_bytes", "header_timeout_s")  # read by each worker's protocol
 
 
 def uvicorn_options(settings: ApiSettings) -> dict[str, object]:
-    """uvloop + httptools; never `--loop asyncio` with several workers (a uvicorn bug
-    leaves TCP_NODELAY off: ~40 ms per keep-alive request). uvicorn's access log is
+    """uvloop + httptools, bounded (sdq/http_protocol.py); never `--loop asyncio` with
+    several workers (a uvicorn bug leaves TCP_NODELAY off: ~40 ms per keep-alive
+    request). uvicorn's access log is
     off because it would print `secret=`; api/access_log.py writes a redacted one.
     Proxy headers are off: SDQ_TRUSTED_PROXIES alone decides which X-Forwarded-For
     is believed (api/client_address.py); uvicorn's would trust any loopback peer."""
@@ -32,7 +35,9 @@ def uvicorn_options(settings: ApiSettings) -> dict[str, object]:
         "port": settings.port,
         "workers": settings.workers,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": BoundedHttpToolsProtocol,
+        "limit_concurrency": settings.max_connections,
+        "timeout_keep_alive": settings.keep_alive_s,
         "access_log": False,
         "log_config": None,
         "proxy_headers": False,
@@ -42,11 +47,13 @@ def uvicorn_options(settings: ApiSettings) -> dict[str, object]:
 
 def serve(settings: ApiSettings) -> None:
     configure_logging(settings.log_json)
+    BoundedHttpToolsProtocol.configure(settings.max_header_bytes, settings.header_timeout_s)
     options = uvicorn_options(settings)
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
         return
-    os.environ.update({f"SDQ_{name.upper()}": str(getattr(settings, name)) for name in PASSED_ON})
+    passed = (*PASSED_ON, *_SERVER_LIMITS)
+    os.environ.update({f"SDQ_{name.upper()}": str(getattr(settings, name)) for name in passed})
     if settings.metrics and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Several worker processes: their HTTP metrics meet in files (api/metrics.py).
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sdq-metrics-")

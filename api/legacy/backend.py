@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from api.auth import bearer_token
@@ -61,6 +61,8 @@ def _extension(handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]
             return _error(401, "wrong secret")
         try:
             return JSONResponse(await handler(request, services, params))
+        except HTTPException:
+            raise  # the framework's own (413: body too large), in this shape by the app
         except Exception as exc:
             answer = problem(exc, BACKEND) or unexpected(request.url.path, exc)
             return _error(answer.status, "; ".join(answer.messages))

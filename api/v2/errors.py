@@ -98,9 +98,12 @@ class V2Route(APIRoute):
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    if not request.url.path.startswith("/v2/"):
+    path, message = request.url.path, str(exc.detail).lower()
+    if path.startswith("/backend/"):  # the backend extension's shape
+        return JSONResponse({"error": message}, exc.status_code, exc.headers)
+    if not path.startswith("/v2/"):
         return await http_exception_handler(request, exc)
-    reply = error_response(exc.status_code, [FieldError("", str(exc.detail).lower())])
+    reply = error_response(exc.status_code, [FieldError("", message)])
     for name, value in (exc.headers or {}).items():
         reply.headers[name] = value
     return reply
