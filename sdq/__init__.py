@@ -1,9 +1,12 @@
 """The process layer: the `sdq` command and everything that starts, supervises and
 stops the service's processes. Nothing below (api/, gpu_worker/, broker/) imports it.
 
-    cli             the `sdq` command: up, api, worker, cluster, import-sqlite
+    cli             the `sdq` command: up, api, worker, cluster, chaos, import-sqlite
     up              `sdq up`: API + worker + embedded Redis on one machine (quick start)
     cluster         `sdq cluster`: the compose topology as local processes
+    chaos           `sdq chaos`: random SIGKILLs under simulated users, then a job count
+    chaos_users     its simulated frontend users (addJob, then getJobStatus until done)
+    chaos_report    its accounting: lost, stuck, duplicated jobs, failures, recovery times
     serve           `sdq api`: the app under uvicorn with the measured fast settings
     http_protocol   uvicorn's HTTP protocol with bounds on request heads (size, time)
     worker          `sdq worker`: one worker process, its signals and exit codes
@@ -16,6 +19,9 @@ stops the service's processes. Nothing below (api/, gpu_worker/, broker/) import
 """
 
 __all__ = [
+    "chaos",
+    "chaos_report",
+    "chaos_users",
     "cli",
     "cluster",
     "doubles",

@@ -28,6 +28,32 @@ def _cluster(args: argparse.Namespace) -> int:
     return run_cluster(args.data_dir, args.port, replicas, workers, args.transport)
 
 
+def _chaos(args: argparse.Namespace) -> int:
+    from sdq.chaos import Options, run_chaos
+
+    low, high = sorted(args.interval)
+    return run_chaos(
+        Options(
+            duration_s=args.duration,
+            seed=args.seed,
+            users=max(1, args.users),
+            replicas=max(1, args.replicas),
+            workers=max(1, args.workers),
+            render_ms=max(0, args.render_ms),
+            interval_s=(max(0.1, low), max(0.1, high)),
+            pause_s=max(0.0, args.pause),
+            max_faults=max(0, args.max_faults),
+            kinds=[kind for kind in args.faults.split(",") if kind],
+            drain_s=args.drain,
+            data_dir=args.data_dir,
+            attach_url=args.attach,
+            redis_url=args.redis_url,
+            key_prefix=args.key_prefix,
+            fault_cmds=[tuple(cmd) for cmd in args.fault_cmd or ()],
+        )
+    )
+
+
 def _api(args: argparse.Namespace) -> int:
     from api.settings import ApiSettings
     from sdq.serve import serve
@@ -74,6 +100,44 @@ def _parser() -> argparse.ArgumentParser:
     cluster.add_argument("--workers", type=int, default=2, help="test-pattern workers")
     cluster.add_argument("--transport", choices=["redis", "http"], default="redis")
     cluster.set_defaults(run=_cluster)
+
+    chaos = commands.add_parser(
+        "chaos", help="SIGKILL workers, replicas and Redis under simulated users; count lost jobs"
+    )
+    chaos.add_argument("--duration", type=float, default=60.0, help="seconds of load and faults")
+    chaos.add_argument(
+        "--seed", type=int, help="fault times and targets (default: random, printed)"
+    )
+    chaos.add_argument("--users", type=int, default=20, help="simulated frontend users")
+    chaos.add_argument("--replicas", type=int, default=3, help="API replicas behind nginx")
+    chaos.add_argument("--workers", type=int, default=3, help="test-pattern workers")
+    chaos.add_argument("--render-ms", type=int, default=400, help="simulated render time per image")
+    chaos.add_argument(
+        "--interval", type=float, nargs=2, default=[2.0, 6.0], metavar=("MIN", "MAX"),
+        help="seconds between one fault's restart and the next kill (uniform)",
+    )  # fmt: skip
+    chaos.add_argument(
+        "--pause", type=float, default=1.0, help="seconds a killed process stays down"
+    )
+    chaos.add_argument("--max-faults", type=int, default=30, help="most faults in one run")
+    chaos.add_argument(
+        "--faults", default="worker,replica,redis", help="kinds to inject, comma-separated"
+    )
+    chaos.add_argument(
+        "--drain", type=float, default=60.0, help="most seconds to wait for the queue to drain"
+    )
+    chaos.add_argument("--data-dir", type=Path, help="keep the cluster's data and logs here")
+    chaos.add_argument(
+        "--attach", metavar="URL", help="a running cluster's load balancer instead of a new cluster"
+    )
+    chaos.add_argument("--redis-url", help="its Redis (with --attach): the accounting reads it")
+    chaos.add_argument("--key-prefix", default="sdq", help="its SDQ_KEY_PREFIX (with --attach)")
+    chaos.add_argument(
+        "--fault-cmd", nargs=3, action="append", metavar=("NAME", "KILL", "RESTART"),
+        help="with --attach: a fault as two commands (no shell), e.g. "
+        "worker 'docker compose kill worker' 'docker compose start worker'",
+    )  # fmt: skip
+    chaos.set_defaults(run=_chaos)
 
     api = commands.add_parser("api", help="serve the HTTP API (settings from SDQ_*)")
     api.add_argument("--host")

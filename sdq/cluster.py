@@ -156,6 +156,11 @@ class Cluster:
         """SIGKILL worker i, mid-job or not."""
         kill(self.worker_procs[i])
 
+    def restart_worker(self, i: int) -> None:
+        """SIGKILLs worker i if it still runs and starts it again: same id, same log."""
+        kill(self.worker_procs[i])
+        self.worker_procs[i] = self._spawn_worker(i)
+
     def add_worker(self) -> int:
         """Starts one more worker; returns its index."""
         self.worker_procs.append(self._spawn_worker(len(self.worker_procs)))

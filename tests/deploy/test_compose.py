@@ -5,7 +5,10 @@ compared with it here."""
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
 import re
+import secrets
 import subprocess
 import sys
 import tomllib
@@ -65,6 +68,13 @@ def test_compose_redis_persists_to_an_append_only_file_on_a_volume() -> None:
     assert "redis-cli ping" in healthcheck_text(redis)
 
 
+def test_compose_redis_fsyncs_every_write_before_it_answers() -> None:
+    """`always`: an acknowledged job survives a crash of Redis and a power cut
+    (bench/durability.py; `everysec` lost acknowledged jobs to a SIGKILL)."""
+    command = service("redis")["command"]
+    assert command[command.index("--appendfsync") + 1] == "always"
+
+
 def test_compose_every_long_running_service_has_a_healthcheck() -> None:
     assert "/readyz" in healthcheck_text(service("api"))
     assert "/readyz" in healthcheck_text(service("lb"))
@@ -110,6 +120,115 @@ def test_compose_s3_store_runs_only_under_its_profile() -> None:
     for name in ("minio", "minio-init"):
         assert service(name)["profiles"] == ["minio"]
     assert all("profiles" not in service(n) for n in ("redis", "api", "lb", "worker"))
+
+
+def test_compose_minio_is_published_on_loopback_only() -> None:
+    ports = service("minio")["ports"]
+    assert ports and all(port.startswith("127.0.0.1:") for port in ports), ports
+
+
+def test_compose_minio_starts_only_after_its_password_check() -> None:
+    check = service("minio-check")
+    assert check["entrypoint"] == ["/bin/sh", "/deploy/minio-check.sh"]
+    assert "./.env.example:/deploy/env.example:ro" in check["volumes"]
+    needs = service("minio")["depends_on"]["minio-check"]
+    assert needs["condition"] == "service_completed_successfully"
+    assert service("minio-init")["entrypoint"] == ["/bin/sh", "/deploy/minio-init.sh"]
+    for svc in ("minio-check", "minio-init"):
+        for volume in service(svc)["volumes"]:
+            assert (ROOT / volume.split(":")[0]).is_file(), f"{svc} mounts a missing {volume}"
+
+
+def run_minio_script(
+    name: str, tmp_path: Path, password: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """A deploy/minio-*.sh under the host's POSIX sh, with a fake `mc` that logs its
+    arguments and keeps the policy it is given."""
+    fake = tmp_path / "mc"
+    fake.write_text(
+        '#!/bin/sh\necho "$@" >> "$MC_LOG"\n'
+        '[ "$1 $2" = "anonymous set-json" ] && cp "$3" "$MC_POLICY"\nexit 0\n',
+        encoding="utf-8",
+    )
+    fake.chmod(0o755)
+    variables = {
+        "PATH": os.environ["PATH"],
+        "MC": str(fake),
+        "MC_LOG": str(tmp_path / "mc.log"),
+        "MC_POLICY": str(tmp_path / "policy-given.json"),
+        "POLICY_OUT": str(tmp_path / "policy.json"),
+        "ENV_EXAMPLE": str(ROOT / ".env.example"),
+        "MINIO_ROOT_USER": "sdq",
+        "MINIO_ROOT_PASSWORD": password,
+        "SDQ_S3_BUCKET": "sdq-images",
+        **env,
+    }
+    return subprocess.run(
+        ["sh", str(ROOT / "deploy" / name)], env=variables, capture_output=True, text=True,
+        check=False, timeout=30,
+    )  # fmt: skip
+
+
+def test_minio_init_lets_anonymous_clients_get_objects_and_nothing_else(tmp_path: Path) -> None:
+    result = run_minio_script("minio-init.sh", tmp_path, secrets.token_urlsafe(32))
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "mc.log").read_text(encoding="utf-8").splitlines()
+    assert [call.split()[:2] for call in calls] == [
+        ["alias", "set"],
+        ["mb", "--ignore-existing"],
+        ["anonymous", "set-json"],
+    ]
+    assert calls[-1].endswith(" local/sdq-images")
+    policy = json.loads((tmp_path / "policy-given.json").read_text(encoding="utf-8"))
+    assert policy["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": ["*"]},
+            "Action": ["s3:GetObject"],
+            "Resource": ["arn:aws:s3:::sdq-images/*"],
+        }
+    ], "GetObject on the bucket's objects only: no s3:ListBucket, nothing on the bucket"
+    assert "anonymous set download" not in (ROOT / "compose.yaml").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("bucket", ["", "Images", "a/b", "x;rm", "-lead", "trail."])
+def test_minio_init_refuses_a_bucket_name_that_is_not_one(tmp_path: Path, bucket: str) -> None:
+    result = run_minio_script(
+        "minio-init.sh", tmp_path, secrets.token_urlsafe(32), SDQ_S3_BUCKET=bucket
+    )
+    assert result.returncode != 0
+    assert not (tmp_path / "mc.log").exists(), "mc was never called"
+
+
+def test_minio_check_accepts_a_long_random_password(tmp_path: Path) -> None:
+    result = run_minio_script("minio-check.sh", tmp_path, secrets.token_urlsafe(32))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        ("", "is empty"),
+        ("s3cret-but-short", "shorter than 24"),
+        ("change-me-to-something-long-and-random", "placeholder"),
+        ("https://api.hcaptcha.com/siteverify", "value from .env.example"),
+    ],
+)
+def test_minio_check_refuses_a_guessable_root_password(
+    tmp_path: Path, password: str, why: str
+) -> None:
+    result = run_minio_script("minio-check.sh", tmp_path, password)
+    assert result.returncode == 1
+    assert why in result.stderr
+    refused = run_minio_script("minio-init.sh", tmp_path, password)
+    assert refused.returncode == 1 and not (tmp_path / "mc.log").exists()
+
+
+def test_minio_check_refuses_an_empty_root_user(tmp_path: Path) -> None:
+    result = run_minio_script(
+        "minio-check.sh", tmp_path, secrets.token_urlsafe(32), MINIO_ROOT_USER=""
+    )
+    assert result.returncode == 1 and "minioadmin" in result.stderr
 
 
 def test_compose_named_volumes_are_declared_and_used() -> None:
@@ -171,6 +290,21 @@ def env_example() -> dict[str, str]:
         if match:
             found[match.group(1)] = match.group(2)
     return found
+
+
+SECRETS = re.compile(r"SECRET|PASSWORD")
+
+
+def test_env_example_ships_every_secret_empty() -> None:
+    """A forgotten secret fails closed: there is no value to forget to change."""
+    shown = env_example()
+    found = {name for name in shown if SECRETS.search(name)}
+    required = {"SDQ_BACKEND_SECRETS", "SDQ_HCAPTCHA_SECRET", "MINIO_ROOT_PASSWORD"}
+    assert required | {"AWS_SECRET_ACCESS_KEY", "SDQ_REDIS_SENTINEL_PASSWORD"} <= found
+    assert {name: shown[name] for name in found if shown[name]} == {}
+    lines = (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+    for name in required:
+        assert f"{name}=" in lines, f"{name}= is to be filled in, uncommented"
 
 
 def test_env_example_lists_only_real_settings() -> None:
