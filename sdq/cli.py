@@ -18,7 +18,13 @@ from pydantic import ValidationError
 def _up(args: argparse.Namespace) -> int:
     from sdq.up import up
 
-    return up(args.data_dir, args.port, worker=not args.no_worker)
+    return up(
+        args.data_dir,
+        args.port,
+        worker=not args.no_worker,
+        host=args.host,
+        public_without_captcha=args.allow_public_without_captcha,
+    )
 
 
 def _cluster(args: argparse.Namespace) -> int:
@@ -91,6 +97,14 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", type=Path, default=Path("sdq-data"))
     up.add_argument("--port", type=int, default=9090)
     up.add_argument("--no-worker", action="store_true", help="start the API only")
+    up.add_argument(
+        "--host", default="127.0.0.1", help="listen address (default: this machine only)"
+    )
+    up.add_argument(
+        "--allow-public-without-captcha",
+        action="store_true",
+        help="with a non-loopback --host and no SDQ_HCAPTCHA_SECRET: serve anyway",
+    )
     up.set_defaults(run=_up)
 
     cluster = commands.add_parser("cluster", help="run the compose topology as local processes")
