@@ -21,7 +21,7 @@ from types import TracebackType
 import httpx
 
 from sdq.embedded_redis import EmbeddedRedis
-from sdq.nginx_conf import main_config, site_config
+from sdq.nginx_conf import ClientLimits, main_config, site_config
 from sdq.supervisor import Process, Supervisor, free_port, kill, spawn, stop
 from sdq.up import backend_secret
 
@@ -38,6 +38,7 @@ BANNER = """
   Ctrl-C stops everything.
 """
 
+LOOPBACK = ("127.0.0.0/8", "::1/128")
 _NO_CAPTCHA = "\n  WARNING: captcha verification is OFF (no SDQ_HCAPTCHA_SECRET): demo use only.\n"
 
 
@@ -63,6 +64,8 @@ class Cluster:
     # What a worker runs (after `python`); the benchmark swaps in bench.sleep_worker.
     worker_args: Sequence[str] = ("-m", "sdq.cli", "worker")
     ready_timeout_s: float = 30.0
+    # The simulated users of the benchmarks and the chaos command all come from loopback.
+    client_limits: ClientLimits = field(default_factory=lambda: ClientLimits(exempt=LOOPBACK))
 
     redis: EmbeddedRedis | None = field(default=None, init=False)
     api: list[Process | None] = field(default_factory=list, init=False)
@@ -213,6 +216,7 @@ class Cluster:
             f"127.0.0.1:{self.port}",
             str(self.logs / "nginx-access.log"),
             str(self.logs / "nginx-error.log"),
+            self.client_limits,
         )
         conf = folder / "nginx.conf"
         conf.write_text(main_config(site, folder), encoding="utf-8")
