@@ -2,6 +2,7 @@
 
 from broker.errors import (
     BrokerError,
+    InvalidJob,
     InvalidTransition,
     JobNotFound,
     StaleClaim,
@@ -16,6 +17,7 @@ __all__ = [
     "BrokerError",
     "Claim",
     "ImportedJob",
+    "InvalidJob",
     "InvalidTransition",
     "JobNotFound",
     "JobSpec",
