@@ -87,6 +87,20 @@ def _sentinel_primary(settings: BrokerSettings, url: str, options: dict[str, Any
     return primary
 
 
+class _Cluster(RedisCluster):
+    """A RedisCluster that learns the cluster's layout before it routes its first command.
+
+    redis-py's asyncio cluster client must be initialized before use (its
+    maintainers' answer in redis/redis-py#3032). Commands issued while the first
+    start-up is still under way are routed as if keyless and, under a burst (20
+    concurrent first calls here), fail with AttributeError inside the client.
+    `create_redis` is not async, so the start-up happens on the first command."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        await self.initialize()  # a no-op once the layout is known
+        return await super().execute_command(*args, **kwargs)
+
+
 def _cluster(url: str, options: dict[str, Any]) -> RedisCluster:
     parts = urlsplit(url)
     userinfo, at, hosts = parts.netloc.rpartition("@")
@@ -98,7 +112,7 @@ def _cluster(url: str, options: dict[str, Any]) -> RedisCluster:
     for unused in ("host", "port", "db"):  # db: a cluster has only 0 (BrokerSettings checks)
         node.pop(unused, None)
     startup = [ClusterNode(*_host_port(entry, 6379)) for entry in entries]
-    return RedisCluster(
+    return _Cluster(
         startup_nodes=startup,
         max_connections=CLUSTER_MAX_CONNECTIONS,
         **{**node, **options},
