@@ -30,7 +30,8 @@ clients that a script finds by itself (the head of `waiting`, a sweep of
     {p}:durations     hash   claim-to-complete histogram per resolution (see _lib.lua)
     {p}:images        hash   images of unfinished jobs, running sums kept by every script
                              that moves a job in or out of a state: new (reserved ones
-                             included), pending; O(1) figures for autoscaling
+                             included), pending; O(1) figures for autoscaling. `counted`:
+                             when the sums were first counted job by job (queue_figures.lua)
     {p}:limits:...    string/list  the /addJob rate limiter's windows (the `limits` library)
     {p}:throughput    zset   samples "<ms>:<complete counter>" (score ms) for jobs/minute
 """
@@ -55,7 +56,7 @@ _LAYOUTS = {
     "job_details": "job active leases workers render_ms job_prefix",
     "next_job": _SWEEP,
     "queue_figures": "waiting reserved leases active stats images workers render_ms "
-    "durations throughput",
+    "durations throughput job_prefix",
     "record_renders": "render_ms workers",
     "release_client_slot": "client",
     "release_job": "job waiting active reserved leases stats wakeup images client_prefix",

@@ -8,7 +8,10 @@ Queue.counts() all read this one script.
 The rate needs history: with sample_every_ms > 0, a call also appends one
 sample of the `complete` counter to the throughput zset (at most one per
 sample_every_ms; samples older than window_ms are dropped, so the key stays
-tiny). That sample is the only write; no job changes. With 0 it only reads.
+tiny). No job changes. With 0 it only reads, but for one case: the images per
+state are running sums that every script keeps from the moment the `counted`
+field is in the images hash; a queue without it (one filled before the sums
+existed) is counted once, job by job over active, and marked.
 
 KEYS:
   [1] waiting           zset  new, not reserved; score created_ms
@@ -21,6 +24,8 @@ KEYS:
   [8] render_ms         hash  fields in record_renders.lua
   [9] durations         hash  claim-to-complete histogram (fields in _lib.lua)
   [10] throughput       zset  member "<ms>:<complete counter>", score ms
+  [11] job_prefix       "{p}:job:"; a job's hash is job_prefix .. token, for the tokens
+                        of the members of active (only when the images are counted)
 ARGV:
   [1] live_ms           integer ms: a worker seen this recently counts as live
   [2] sample_every_ms   integer ms: least time between two samples; 0 = take none
@@ -40,7 +45,7 @@ Returns:
 
 local K = {waiting = KEYS[1], reserved = KEYS[2], leases = KEYS[3], active = KEYS[4],
   stats = KEYS[5], images = KEYS[6], workers = KEYS[7], render_ms = KEYS[8],
-  durations = KEYS[9], throughput = KEYS[10]}
+  durations = KEYS[9], throughput = KEYS[10], job_prefix = KEYS[11]}
 local now = now_ms()
 local cutoff = now - tonumber(ARGV[3])
 local oldest = redis.call('ZRANGEBYSCORE', K.throughput, '(' .. cutoff, '+inf',
@@ -69,7 +74,18 @@ local function head_score(key)
   return tonumber(head[2])
 end
 
-local images = redis.call('HMGET', K.images, 'new', 'pending')
+local images = redis.call('HMGET', K.images, 'new', 'pending', 'counted')
+if not images[3] then
+  local sums = {new = 0, pending = 0}
+  for _, member in ipairs(redis.call('ZRANGE', K.active, 0, -1)) do
+    local job = redis.call('HMGET', K.job_prefix .. token_of(member), 'state', 'number')
+    if sums[job[1]] then
+      sums[job[1]] = sums[job[1]] + tonumber(job[2])
+    end
+  end
+  redis.call('HSET', K.images, 'new', sums.new, 'pending', sums.pending, 'counted', now)
+  images = {sums.new, sums.pending}
+end
 return {'OK', now, redis.call('ZCARD', K.waiting), redis.call('ZCARD', K.reserved),
   redis.call('ZCARD', K.leases), head_score(K.waiting), head_score(K.active),
   tonumber(images[1] or 0), tonumber(images[2] or 0),

@@ -14,8 +14,11 @@ from api.settings import ApiSettings
 from broker.connection import create_redis
 from broker.keys import QueueKeys
 from broker.queue import Queue
+from broker.renders import RenderSample
 from broker.settings import BrokerSettings
 from broker.states import JobState
+from gpu_worker.settings import WorkerSettings
+from gpu_worker.sources.redis import RedisSource
 from sdq.embedded_redis import free_port
 from tests.broker.helpers import add, check_indexes, token
 from tests.conftest import BACKEND_SECRET
@@ -127,3 +130,24 @@ async def test_cluster_serves_the_api_end_to_end(
             metrics = (await http.get("/metrics")).text
     assert "sdq_redis_up 1.0" in metrics
     assert "sdq_queue_pending_images 3.0" in metrics
+
+
+async def test_cluster_serves_a_direct_worker(redis_cluster: ClusterServers, prefix: str) -> None:
+    """The worker's Redis transport on SDQ_REDIS_CLUSTER: it waits (BLPOP), claims,
+    reports, renews and completes through its own cluster clients."""
+    settings = WorkerSettings(
+        redis_url=redis_cluster.url, redis_cluster=True, key_prefix=prefix, idle_poll_s=0.2
+    )
+    source = RedisSource(settings, "gpu-1")
+    try:
+        await add(source.queue, 1, number=2)
+        await source.wait_for_work()
+        claim = await source.claim()
+        assert claim is not None and claim.job.token == token(1)
+        await source.report([RenderSample(576, 576, 2, 900)], leaving=False)
+        await source.renew(claim, progress=1)
+        await source.complete(claim)
+        f = await source.queue.figures()
+        assert (f.counters["complete"], f.workers_seen, f.pending_images) == (1, 1, 0)
+    finally:
+        await source.aclose()

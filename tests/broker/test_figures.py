@@ -97,6 +97,8 @@ async def test_figures_images_follow_every_transition(queue: Queue) -> None:
         f = await q.figures()
         return f.new_images, f.pending_images
 
+    assert await images() == (0, 0)  # the sums are kept from here on
+
     await add(q, 1, number=4)
     await add(q, 2, number=3)
     await add(q, 3, number=2)
@@ -127,24 +129,16 @@ def imported(i: int, state: JobState, number: int = 1) -> ImportedJob:
 
 
 # One operation of the queue: (name, job index, images); refusals are part of the game.
+# Weighted so that jobs often get claimed and given up on twice (max_attempts=2: failed).
 OPERATIONS = st.tuples(
     st.sampled_from(
-        [
-            "add",
-            "import_new",
-            "import_pending",
-            "import_complete",
-            "next",
-            "claim",
-            "pending",
-            "complete",
-            "release",
-            "stale_release",
-            "cancel",
-            "expire_leases",
-            "expire_reservations",
-            "sweep",
-        ]
+        ["add"] * 3
+        + ["claim"] * 3
+        + ["release"] * 3
+        + ["expire_leases"] * 2
+        + ["pending"] * 2
+        + ["import_new", "import_pending", "import_complete", "next", "complete"]
+        + ["stale_release", "cancel", "expire_reservations", "sweep"]
     ),
     st.integers(0, 2),  # few jobs, so that most operations find one to act on
     st.integers(1, 16),
@@ -188,9 +182,26 @@ async def test_figures_images_equal_a_brute_force_count_after_any_operations(
     queue: Queue, steps: list[tuple[str, int, int]]
 ) -> None:
     q = tuned(queue, key_prefix=f"images-{uuid.uuid4().hex[:12]}", max_attempts=2)
+    assert (await q.figures()).new_images == 0  # from here on the sums are kept, not counted
     for name, i, number in steps:
         await operate(q, name, i, number)
     await check_images(q)
     f = await q.figures()
     states = [job["state"] for job in (await job_hashes(q)).values()]
     assert (f.new, f.pending) == (states.count("new"), states.count("pending"))
+
+
+async def test_figures_count_the_images_of_a_queue_filled_before_the_sums_existed(
+    queue: Queue,
+) -> None:
+    await add(queue, 1, number=4)
+    await add(queue, 2, number=3)
+    await queue.set_state(token(2), JobState.PENDING)
+    await queue.redis.delete(queue.keys.images)  # as an older version left the queue
+
+    f = await queue.figures()
+
+    assert (f.new_images, f.pending_images) == (4, 3)  # counted once, job by job
+    await add(queue, 3, number=5)
+    assert (await queue.figures()).new_images == 9  # then kept as running sums
+    await check_images(queue)
