@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.errors import RateLimited
@@ -56,6 +57,8 @@ class AbuseGuard:
         self._items: list[RateLimitItem] = parse_many(limits.rate) if limits.rate else []
         self._limiter: MovingWindowRateLimiter | None = None
         if self._items:
+            if not isinstance(queue.redis, Redis):  # ApiSettings refuses it at start-up
+                raise ValueError("SDQ_ADDJOB_RATE needs one Redis server, not SDQ_REDIS_CLUSTER")
             storage = RedisStorage(
                 "async+redis://",  # unused: the queue's pool (TLS, password, Sentinel) is
                 implementation="redispy",

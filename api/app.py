@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from api.abuse import AbuseGuard, AbuseLimits
 from api.access_log import AccessLog
@@ -36,7 +36,9 @@ from broker.queue import Queue
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: ApiSettings | None = None, redis: Redis | None = None) -> FastAPI:
+def create_app(
+    settings: ApiSettings | None = None, redis: Redis | RedisCluster | None = None
+) -> FastAPI:
     """Builds an isolated app. With `redis` given (tests), the caller owns that client."""
     settings = settings or ApiSettings()
 

@@ -1,9 +1,12 @@
 """/metrics in Prometheus text format: the queue, read from Redis, and this process's HTTP.
 
-Queue figures (depth per state, age of the oldest waiting job, lifetime
-counters, claim-to-complete durations) are read from Redis at scrape time, so
-every replica and worker process reports the same, whole-queue values: sum
-them over replicas never, take any one (e.g. `max by (job)`).
+Queue figures (depth per state, images waiting and in progress, age of the
+oldest waiting job, lifetime counters, claim-to-complete durations) are read
+from Redis at scrape time, in one broker call (`Queue.figures()`, the same
+figures /v2/queue shows), so every replica and worker process reports the same,
+whole-queue values: sum them over replicas never, take any one (e.g.
+`max by (job)`). `sdq_queue_waiting_images` is the figure GPU workers are
+autoscaled on: its name and meaning are an interface.
 
 HTTP figures (one latency histogram per endpoint and status; its `_count` is
 the request count) are kept per process. With several uvicorn workers, set
@@ -18,7 +21,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -31,14 +33,15 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
-from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.asgi_status import StatusRecorder
+from broker.errors import StorageUnavailable
+from broker.figures import QueueFigures
 from broker.queue import Queue
 
 # Upper bounds (ms) of the claim-to-complete histogram: the list in
-# broker/scripts/_lib.lua (record_duration), which counts them in Redis.
+# broker/lua/_lib.lua (record_duration), which counts them in Redis.
 DURATION_BUCKETS_MS = (1000, 2500, 5000, 10000, 20000, 30000, 60000, 120000, 300000, 600000)
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _COUNTERS = {  # field of {p}:stats -> metric name and help
@@ -108,43 +111,6 @@ def _endpoint(scope: Scope) -> str:
     return path if isinstance(path, str) else "other"
 
 
-@dataclass
-class QueueFigures:
-    """One scrape's view of the queue, read in one pipeline."""
-
-    now_ms: int
-    new: int
-    reserved: int
-    pending: int
-    oldest_waiting_ms: int | None
-    oldest_open_ms: int | None
-    stats: dict[str, int] = field(default_factory=dict)
-    durations: dict[str, str] = field(default_factory=dict)
-
-
-async def read_queue(queue: Queue) -> QueueFigures:
-    k = queue.keys
-    async with queue.redis.pipeline(transaction=False) as pipe:
-        pipe.time()
-        for index in (k.waiting, k.reserved, k.leases):
-            pipe.zcard(index)
-        pipe.zrange(k.waiting, 0, 0, withscores=True)
-        pipe.zrange(k.active, 0, 0, withscores=True)
-        pipe.hgetall(k.stats)
-        pipe.hgetall(k.durations)
-        now, waiting, reserved, pending, head, oldest, stats, durations = await pipe.execute()
-    return QueueFigures(
-        now_ms=int(now[0]) * 1000 + int(now[1]) // 1000,
-        new=int(waiting) + int(reserved),
-        reserved=int(reserved),
-        pending=int(pending),
-        oldest_waiting_ms=int(head[0][1]) if head else None,
-        oldest_open_ms=int(oldest[0][1]) if oldest else None,
-        stats={name: int(value) for name, value in stats.items()},
-        durations=dict(durations),
-    )
-
-
 class QueueCollector:
     """Turns one QueueFigures (or None: Redis unreachable) into metric families."""
 
@@ -162,18 +128,30 @@ class QueueCollector:
         depth.add_metric(["new"], f.new)
         depth.add_metric(["pending"], f.pending)
         yield depth
-        reserved = GaugeMetricFamily(
-            "sdq_queue_reserved_jobs", "New jobs handed out by /getNextJob, not yet pending"
+        yield _gauge(
+            "sdq_queue_reserved_jobs",
+            "New jobs handed out by /getNextJob, not yet pending",
+            f.reserved,
         )
-        reserved.add_metric([], f.reserved)
-        yield reserved
+        yield _gauge(
+            "sdq_queue_waiting_images",
+            "Images of the jobs in state new (not yet claimed; reserved ones included)",
+            f.new_images,
+        )
+        yield _gauge("sdq_queue_pending_images", "Images of the pending jobs", f.pending_images)
         yield _age("sdq_queue_oldest_waiting_age_seconds", "Oldest new job not handed out", f)
         yield _age("sdq_queue_oldest_open_age_seconds", "Oldest new or pending job", f)
         for stat, (name, text) in _COUNTERS.items():
             counter = CounterMetricFamily(name, text)
-            counter.add_metric([], f.stats.get(stat, 0))
+            counter.add_metric([], f.counters.get(stat, 0))
             yield counter
         yield _durations(f.durations)
+
+
+def _gauge(name: str, text: str, value: int) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily(name, text)
+    gauge.add_metric([], value)
+    return gauge
 
 
 def _age(name: str, text: str, f: QueueFigures) -> GaugeMetricFamily:
@@ -183,7 +161,7 @@ def _age(name: str, text: str, f: QueueFigures) -> GaugeMetricFamily:
     return age
 
 
-def _durations(fields: dict[str, str]) -> HistogramMetricFamily:
+def _durations(fields: dict[str, int]) -> HistogramMetricFamily:
     family = HistogramMetricFamily(
         "sdq_job_claim_to_complete_seconds",
         "From the claim that completed a job to its completion, by resolution",
@@ -193,18 +171,18 @@ def _durations(fields: dict[str, str]) -> HistogramMetricFamily:
     for res in resolutions:
         cumulative, buckets = 0, []
         for bound in DURATION_BUCKETS_MS:
-            cumulative += int(fields.get(f"{res}:le:{bound}", 0))
+            cumulative += fields.get(f"{res}:le:{bound}", 0)
             buckets.append((str(bound / 1000), cumulative))
-        buckets.append(("+Inf", int(fields[f"{res}:count"])))
-        family.add_metric([res], buckets, int(fields.get(f"{res}:sum_ms", 0)) / 1000)
+        buckets.append(("+Inf", fields[f"{res}:count"]))
+        family.add_metric([res], buckets, fields.get(f"{res}:sum_ms", 0) / 1000)
     return family
 
 
 async def exposition(queue: Queue, http: HttpMetrics) -> bytes:
     """The whole /metrics page; the queue part is left out if Redis does not answer."""
     try:
-        figures: QueueFigures | None = await read_queue(queue)
-    except (RedisError, OSError):
+        figures: QueueFigures | None = await queue.figures()
+    except StorageUnavailable:
         figures = None
     registry = CollectorRegistry(auto_describe=False)
     registry.register(QueueCollector(figures))

@@ -127,6 +127,17 @@ class ApiSettings(BrokerSettings):
                 raise ValueError(f"SDQ_HCAPTCHA_SECRET: {problem}")
         return self
 
+    @model_validator(mode="after")
+    def _refuse_on_a_cluster(self) -> Self:
+        """What cannot run on a Redis Cluster is refused here, not at the first request."""
+        if self.redis_cluster and self.addjob_rate:
+            raise ValueError(
+                "SDQ_ADDJOB_RATE cannot be used with SDQ_REDIS_CLUSTER: the rate limiter "
+                "(the `limits` library) runs on one Redis server's connection pool; "
+                "leave SDQ_ADDJOB_RATE empty (SDQ_MAX_OPEN_JOBS_PER_CLIENT works on a cluster)"
+            )
+        return self
+
     def all_backend_secrets(self) -> list[str]:
         """SDQ_BACKEND_SECRETS, then the lines of SDQ_BACKEND_SECRETS_FILE."""
         return [s.get_secret_value() for s in self.backend_secrets] + self._file_secrets

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 
 import httpx
@@ -104,11 +105,37 @@ async def _fill(url: str, prefix: str, jobs: int) -> None:
     await client.aclose()
 
 
+async def _completed(url: str, prefix: str) -> int:
+    """The queue's lifetime `complete` counter, read as every consumer reads the queue's
+    figures (Queue.figures())."""
+    client = Redis.from_url(url, decode_responses=True)
+    try:
+        figures = await Queue(client, WorkerSettings(key_prefix=prefix)).figures()
+        return figures.counters.get("complete", 0)
+    finally:
+        await client.aclose()
+
+
+async def _drain(url: str, prefix: str, until: int, go: Event, procs: list[BaseProcess]) -> float:
+    """Starts the workers (`go`) and returns the seconds until `until` jobs are complete."""
+    client = Redis.from_url(url, decode_responses=True)
+    queue = Queue(client, WorkerSettings(key_prefix=prefix))
+    try:
+        await queue.figures()  # connected and loaded before the clock starts
+        started = time.perf_counter()
+        go.set()
+        while (await queue.figures()).counters.get("complete", 0) < until:
+            if not all(proc.is_alive() for proc in procs):
+                raise RuntimeError("a worker died")
+            await asyncio.sleep(0.002)
+        return time.perf_counter() - started
+    finally:
+        await client.aclose()
+
+
 def run_ours(transport: str, workers: int, jobs: int, engine: EmbeddedRedis, api_url: str) -> Row:
     prefix = API_PREFIX if transport == "http" else f"bench-{uuid.uuid4().hex[:8]}"
-    stats = sync_redis.Redis.from_url(engine.url, decode_responses=True)
-    key = "{" + prefix + "}:stats"
-    before = int(stats.hget(key, "complete") or 0)
+    before = asyncio.run(_completed(engine.url, prefix))
     asyncio.run(_fill(engine.url, prefix, jobs))
     settings = WorkerSettings(
         transport=transport,  # type: ignore[arg-type]
@@ -121,23 +148,22 @@ def run_ours(transport: str, workers: int, jobs: int, engine: EmbeddedRedis, api
     ctx = mp.get_context("spawn")
     go = ctx.Event()
     readies = [ctx.Event() for _ in range(workers)]
-    procs = [ctx.Process(target=_our_worker, args=(settings, go, r)) for r in readies]
+    procs: list[BaseProcess] = [
+        ctx.Process(target=_our_worker, args=(settings, go, r)) for r in readies
+    ]
     for proc in procs:
         proc.start()
     for ready in readies:
         ready.wait(60)
-    started = time.perf_counter()
-    go.set()
-    while int(stats.hget(key, "complete") or 0) - before < jobs:
-        if not all(proc.is_alive() for proc in procs):
-            raise RuntimeError(f"a {transport} worker died")
-        time.sleep(0.002)
-    seconds = time.perf_counter() - started
+    try:
+        seconds = asyncio.run(_drain(engine.url, prefix, before + jobs, go, procs))
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc} ({transport} transport)") from exc
     for proc in procs:
-        os.kill(proc.pid, signal.SIGTERM)
+        if proc.pid is not None:
+            os.kill(proc.pid, signal.SIGTERM)
     for proc in procs:
         proc.join(30)
-    stats.close()
     return Row(f"{transport} (ours)", workers, jobs, seconds)
 
 

@@ -17,6 +17,7 @@ every fact both sides share. Imports nothing above it.
 
 from broker.errors import (
     BrokerError,
+    InvalidJob,
     InvalidTransition,
     JobNotFound,
     StaleClaim,
@@ -31,6 +32,7 @@ __all__ = [
     "BrokerError",
     "Claim",
     "ImportedJob",
+    "InvalidJob",
     "InvalidTransition",
     "JobNotFound",
     "JobSpec",

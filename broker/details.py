@@ -1,7 +1,8 @@
-"""Read-only views for the v2 API: one job in depth, and the whole queue.
+"""Read-only view of one job in depth, for the v2 API (the whole queue's figures are
+broker/figures.py's).
 
-They are parsed here from the replies of job_details.lua and queue_stats.lua,
-so broker/queue.py keeps one short call per script.
+It is parsed here from the reply of job_details.lua, so broker/queue.py keeps one
+short call per script.
 """
 
 from __future__ import annotations
@@ -57,27 +58,8 @@ class JobDetails:
         return f"{self.width}x{self.height}"
 
 
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    now_ms: int
-    new: int
-    pending: int
-    workers_seen: int
-    counters: dict[str, int]  # lifetime: added, complete, failed, cancelled, requeued...
-    render_times: dict[str, RenderTime]
-    since_ms: int | None  # the oldest throughput sample in the window, if any
-    since_complete: int | None
-
-    @property
-    def jobs_per_minute(self) -> float | None:
-        """Completions per minute since the oldest sample; None without history."""
-        if self.since_ms is None or self.since_complete is None or self.now_ms <= self.since_ms:
-            return None
-        done = self.counters.get("complete", 0) - self.since_complete
-        return max(0, done) * 60_000 / (self.now_ms - self.since_ms)
-
-
-def _pairs(flat: Sequence[Any]) -> dict[str, str]:
+def pairs(flat: Sequence[Any]) -> dict[str, str]:
+    """A flat field, value list (HGETALL inside Lua) as a dict, in its order."""
     return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
 
 
@@ -87,7 +69,7 @@ def _optional_int(value: str) -> int | None:
 
 def render_times(flat: Sequence[Any]) -> dict[str, RenderTime]:
     """The render_ms hash as {resolution: RenderTime}, skipping resolutions with no images."""
-    fields = _pairs(flat)
+    fields = pairs(flat)
     times = {}
     for name, value in fields.items():
         resolution, _, kind = name.rpartition(":")
@@ -126,21 +108,6 @@ def job_details(token: str, reply: Sequence[Any]) -> JobDetails:
         workers_seen=int(seen),
         busy_workers=int(busy),
         ahead_read=int(ahead_read),
-        ahead_images={res: int(n) for res, n in _pairs(ahead).items()},
+        ahead_images={res: int(n) for res, n in pairs(ahead).items()},
         render_times=render_times(render),
-    )
-
-
-def queue_stats(reply: Sequence[Any]) -> QueueStats:
-    """Parses queue_stats.lua's reply (after its status code)."""
-    now, new, pending, seen, counters, render, since_ms, since_complete = reply
-    return QueueStats(
-        now_ms=int(now),
-        new=int(new),
-        pending=int(pending),
-        workers_seen=int(seen),
-        counters={name: int(value) for name, value in _pairs(counters).items()},
-        render_times=render_times(render),
-        since_ms=int(since_ms) if int(since_ms) >= 0 else None,
-        since_complete=int(since_complete) if int(since_complete) >= 0 else None,
     )

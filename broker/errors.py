@@ -4,9 +4,11 @@
     ├── StorageUnavailable   Redis cannot be reached or answered with an error
     ├── JobNotFound          no job with that token (never existed or expired)
     ├── InvalidTransition    the job's state does not allow the requested change
-    ├── StaleClaim         a fenced call from a worker whose claim was superseded
+    ├── StaleClaim           a fenced call from a worker whose claim was superseded
     ├── TokenExists          a new job's token is already taken (import, collision)
-    └── TooManyOpenJobs      the client already holds its cap of unfinished jobs
+    ├── TooManyOpenJobs      the client already holds its cap of unfinished jobs
+    └── InvalidJob           a job to store is malformed (an imported job's state is
+                             none of new, pending, complete); nothing was written
 
 Scripts return these as error codes; `broker.lua.raise_for_code` is the one
 place that turns a code into an exception.
@@ -39,3 +41,7 @@ class TokenExists(BrokerError):
 
 class TooManyOpenJobs(BrokerError):
     """The client is at its cap of open (new or pending) jobs; nothing was added."""
+
+
+class InvalidJob(BrokerError):
+    """A job handed to the broker is malformed (e.g. an import in an unknown state)."""

@@ -1,7 +1,10 @@
 """Every Redis key of one queue, built from one configurable prefix.
 
 All keys carry the prefix as a hash tag (`{prefix}`), so the scripts, which
-touch several keys at once, also run on Redis Cluster.
+touch several keys at once, also run on Redis Cluster. Every key a script
+touches is passed in its KEYS (broker/queue.py); only the keys of jobs and
+clients that a script finds by itself (the head of `waiting`, a sweep of
+`leases`) are built in Lua, from the prefix it is given (`{p}:job:` .. token).
 
     {p}:job:<token>   hash   one job (see broker/job.py for its fields)
     {p}:seq           string insertion counter: ties in creation time keep FIFO order
@@ -20,16 +23,49 @@ touch several keys at once, also run on Redis Cluster.
                              <W>x<H>:images   images rendered (sum, integer)
                              <W>x<H>:ms       their render time in ms (sum, integer)
                              <W>x<H>:ewma_ms  per-image ms weighted to recent reports
-                             (written by broker/scripts/record_renders.lua)
+                             (written by broker/lua/record_renders.lua)
     {p}:sweep_lock    string lets one replica at a time run the periodic sweep
     {p}:client:<addr> zset   one client's open jobs (score 0) and slots held while its
                              captcha is checked (score = hold end, ms): the open-jobs cap
     {p}:durations     hash   claim-to-complete histogram per resolution (see _lib.lua)
+    {p}:images        hash   images of unfinished jobs, running sums kept by every script
+                             that moves a job in or out of a state: new (reserved ones
+                             included), pending; O(1) figures for autoscaling. `counted`:
+                             when the sums were first counted job by job (queue_figures.lua)
     {p}:limits:...    string/list  the /addJob rate limiter's windows (the `limits` library)
     {p}:throughput    zset   samples "<ms>:<complete counter>" (score ms) for jobs/minute
 """
 
 from dataclasses import dataclass
+
+# The KEYS of each script, in the order of its header, by QueueKeys name. `job` and
+# `client` are the one job's (client's) key a call is about: a script about one job
+# gets that job's key itself. `job_prefix` and `client_prefix` are prefixes a script
+# extends only with tokens (addresses) it finds by itself. `job` is always first and
+# `client` always last (add_job passes it only for a counted client), so
+# broker/queue.py builds the rest once (`fixed_keys`). tests/broker/test_lua_headers.py
+# checks this table against the headers.
+_SWEEP = "job_prefix waiting active reserved leases stats wakeup images client_prefix"
+_LAYOUTS = {
+    "add_job": "job waiting active stats wakeup seq images client",
+    "cancel_job": "job waiting active reserved leases stats images client_prefix",
+    "claim_job": _SWEEP,
+    "get_status": "job active",
+    "hold_client_slot": "client",
+    "import_job": "job waiting active leases stats wakeup seq images",
+    "job_details": "job active leases workers render_ms job_prefix",
+    "next_job": _SWEEP,
+    "queue_figures": "waiting reserved leases active stats images workers render_ms "
+    "durations throughput job_prefix",
+    "record_renders": "render_ms workers",
+    "release_client_slot": "client",
+    "release_job": "job waiting active reserved leases stats wakeup images client_prefix",
+    "renew_lease": "job leases",
+    "requeue_expired": _SWEEP,
+    "set_state": "job waiting active reserved leases stats durations images client_prefix",
+}
+SCRIPT_KEYS: dict[str, tuple[str, ...]] = {name: tuple(k.split()) for name, k in _LAYOUTS.items()}
+PER_CALL = ("job", "client")  # named by the call's own token or address
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,5 +139,14 @@ class QueueKeys:
         return f"{self.tag}:durations"
 
     @property
+    def images(self) -> str:
+        return f"{self.tag}:images"
+
+    @property
     def limits_prefix(self) -> str:
         return f"{self.tag}:limits"
+
+
+def fixed_keys(keys: QueueKeys, script: str) -> list[str]:
+    """The script's KEYS apart from the per-call `job` and `client` keys, in order."""
+    return [getattr(keys, name) for name in SCRIPT_KEYS[script] if name not in PER_CALL]

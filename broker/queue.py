@@ -1,4 +1,8 @@
-"""The queue's operations: one typed call per Lua script, one Redis round trip each."""
+"""The queue's operations: one typed call per Lua script, one Redis round trip each.
+
+Each call passes its script exactly the keys the script's header lists, in its
+order (broker/keys.py, SCRIPT_KEYS), on one Redis server or a Redis Cluster alike.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,16 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
-from broker import details
-from broker.details import JobDetails, QueueStats
+from broker import details, figures
+from broker.details import JobDetails
 from broker.errors import StorageUnavailable
+from broker.figures import QueueFigures
 from broker.job import Claim, ImportedJob, JobSpec, StatusView
-from broker.keys import QueueKeys
-from broker.lua import Scripts, raise_for_code, script_source
+from broker.keys import SCRIPT_KEYS, QueueKeys, fixed_keys
+from broker.lua import Call, Scripts, raise_for_code
 from broker.renders import FORGET_WORKER_AFTER_MS, RenderSample
 from broker.settings import BrokerSettings
 from broker.states import JobState
@@ -39,30 +44,29 @@ def _storage_errors(call: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]
 class Queue:
     """One job queue in Redis. Safe to share between tasks; holds no state of its own."""
 
-    def __init__(self, redis: Redis, settings: BrokerSettings) -> None:
+    def __init__(self, redis: Redis | RedisCluster, settings: BrokerSettings) -> None:
         self.redis = redis
         self.settings = settings
         self.keys = QueueKeys(settings.key_prefix)
         self._scripts = Scripts(redis)
-        k = self.keys
-        self._queue_keys = [
-            k.job_prefix,
-            k.waiting,
-            k.active,
-            k.reserved,
-            k.leases,
-            k.stats,
-            k.wakeup,
-            k.seq,
-            k.client_prefix,
-            k.durations,
-        ]
-        self._job_prefix, self._active = k.job_prefix, k.active  # built once: status is hot
+        # built once: the status call is the hot path
+        self._fixed = {script: fixed_keys(self.keys, script) for script in SCRIPT_KEYS}
+        self._job_prefix = self.keys.job_prefix
+
+    def _keys(self, script: str, token: str | None = None, client: str = "") -> list[str]:
+        """The script's KEYS: the job's own key first when the call is about one job,
+        the client's zset last when it names one."""
+        keys = self._fixed[script]
+        if token is not None:
+            keys = [self._job_prefix + token, *keys]
+        if client:
+            keys = [*keys, self.keys.client(client)]
+        return keys
 
     async def _run(
-        self, script: str, args: list[str | int], extra_keys: tuple[str, ...] = ()
+        self, script: str, args: list[str | int], token: str | None = None, client: str = ""
     ) -> list[Any]:
-        return await self._scripts.run(script, [*self._queue_keys, *extra_keys], args)
+        return await self._scripts.run(script, self._keys(script, token, client), args)
 
     @_storage_errors
     async def add_job(
@@ -91,28 +95,24 @@ class Queue:
             client,
             max_open,
         ]
-        (created,) = await self._run("add_job", args)
+        (created,) = await self._run("add_job", args, token, client)
         return int(created)
 
     @_storage_errors
     async def hold_client_slot(self, client: str, token: str, max_open: int, hold_ms: int) -> None:
         """Holds one of the client's open-job slots for `token` (before its captcha is
         verified); raises TooManyOpenJobs at the cap. add_job then takes the slot."""
-        await self._scripts.run(
-            "hold_client_slot", [self.keys.client(client)], [token, max_open, hold_ms]
-        )
+        await self._run("hold_client_slot", [token, max_open, hold_ms], client=client)
 
     @_storage_errors
     async def release_client_slot(self, client: str, token: str) -> bool:
         """Gives back a slot held for a job that was not added; True if one was held."""
-        (released,) = await self._scripts.run(
-            "release_client_slot", [self.keys.client(client)], [token]
-        )
+        (released,) = await self._run("release_client_slot", [token], client=client)
         return bool(released)
 
     @_storage_errors
     async def status(self, token: str) -> StatusView:
-        reply = await self._scripts.run("get_status", [self._job_prefix + token, self._active], [])
+        reply = await self._run("get_status", [], token)
         state, created, now, qlen, attempts, progress, number, width, height = reply
         return StatusView(
             token=token,
@@ -188,6 +188,7 @@ class Queue:
                 lease,
                 "" if progress is None else progress,
             ],
+            token,
         )
         return int(until)
 
@@ -216,6 +217,7 @@ class Queue:
                 s.retention_ms,
                 worker,
             ],
+            token,
         )
         return int(claimed), int(lease_until)
 
@@ -232,6 +234,7 @@ class Queue:
                 s.retention_ms,
                 reason[:200],
             ],
+            token,
         )
         return JobState(outcome)
 
@@ -250,39 +253,38 @@ class Queue:
         return await self.redis.blpop([self.keys.wakeup], timeout=timeout_s) is not None
 
     @_storage_errors
+    async def figures(
+        self,
+        live_ms: int = figures.LIVE_MS,
+        sample_every_ms: int = 0,
+        window_ms: int = 5 * 60_000,
+    ) -> QueueFigures:
+        """Every figure of the whole queue, in one step (queue_figures.lua): depth per
+        state, oldest jobs, images per state, counters, live workers, render times,
+        the claim-to-complete histogram and the completion rate.
+
+        With `sample_every_ms` > 0 the call also records a throughput sample (at
+        most one per that time) for the rate over `window_ms`; 0 only reads."""
+        args: list[str | int] = [live_ms, sample_every_ms, window_ms]
+        return figures.queue_figures(await self._run("queue_figures", args))
+
     async def counts(self) -> dict[str, int]:
-        """Jobs per live state and the lifetime counters, in one round trip."""
-        k = self.keys
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for index in (k.waiting, k.reserved, k.leases):
-                pipe.zcard(index)
-            pipe.hgetall(k.stats)
-            waiting, reserved, pending, stats = await pipe.execute()
-        counters = {name: int(value) for name, value in stats.items()}
-        return {"new": waiting + reserved, "pending": pending, **counters}
+        """Jobs per live state and the lifetime counters: a view of `figures()`."""
+        f = await self.figures()
+        return {"new": f.new, "pending": f.pending, **f.counters}
 
     @_storage_errors
     async def cancel(self, token: str) -> JobState:
         """Withdraws a new or pending job (v2 DELETE); returns the state it had.
         A pending job's worker sees `cancel_requested` and stops (cancel_job.lua)."""
-        (previous,) = await self._run("cancel_job", [token, self.settings.retention_ms])
+        (previous,) = await self._run("cancel_job", [token, self.settings.retention_ms], token)
         return JobState(previous)
 
     @_storage_errors
     async def job_details(self, token: str, live_ms: int, ahead_limit: int) -> JobDetails:
         """One job with its place, the work ahead, live workers and render times."""
-        k = self.keys
-        keys = [k.job(token), k.active, k.leases, k.workers, k.render_ms, k.job_prefix]
-        reply = await self._scripts.run("job_details", keys, [live_ms, ahead_limit])
+        reply = await self._run("job_details", [live_ms, ahead_limit], token)
         return details.job_details(token, reply)
-
-    @_storage_errors
-    async def queue_stats(self, live_ms: int, sample_every_ms: int, window_ms: int) -> QueueStats:
-        """Depth per state, counters, live workers, render times, completion rate."""
-        k = self.keys
-        keys = [k.waiting, k.reserved, k.leases, k.stats, k.workers, k.render_ms, k.throughput]
-        args: list[str | int] = [live_ms, sample_every_ms, window_ms]
-        return details.queue_stats(await self._scripts.run("queue_stats", keys, args))
 
     @_storage_errors
     async def record_renders(
@@ -293,8 +295,7 @@ class Queue:
         args: list[str | int] = [worker, "gone" if leaving else "live", FORGET_WORKER_AFTER_MS]
         for sample in samples:
             args += [sample.resolution, sample.images, sample.ms]
-        k = self.keys
-        (now,) = await self._scripts.run("record_renders", [k.render_ms, k.workers], args)
+        (now,) = await self._run("record_renders", args)
         return int(now)
 
     @_storage_errors
@@ -311,23 +312,21 @@ class Queue:
         """Loads jobs of the original service in one round trip (a pipeline of
         import_job calls); returns each job's outcome: imported, present or expired."""
         s = self.settings
-        script = self.redis.register_script(script_source("import_job"))
-        keys = self._queue_keys
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                args: list[str | int] = [
-                    job.token,
-                    job.prompt,
-                    job.number,
-                    job.width,
-                    job.height,
-                    job.state.value,
-                    job.created_ms,
-                    "" if job.completed_ms is None else job.completed_ms,
-                    s.lease_base_ms,
-                    s.lease_per_megapixel_ms,
-                    s.retention_ms,
-                ]
-                await script(keys=keys, args=args, client=pipe)
-            replies = await pipe.execute()
+        calls: list[Call] = []
+        for job in jobs:
+            args: list[str | int] = [
+                job.token,
+                job.prompt,
+                job.number,
+                job.width,
+                job.height,
+                job.state.value,
+                job.created_ms,
+                "" if job.completed_ms is None else job.completed_ms,
+                s.lease_base_ms,
+                s.lease_per_megapixel_ms,
+                s.retention_ms,
+            ]
+            calls.append((self._keys("import_job", job.token), args))
+        replies = await self._scripts.run_many("import_job", calls)
         return [str(raise_for_code(reply)[0]) for reply in replies]

@@ -6,9 +6,10 @@ one settings object from the environment (prefix `SDQ_`).
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated, Self, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 T = TypeVar("T")
@@ -35,6 +36,7 @@ class BrokerSettings(BaseSettings):
     redis_sentinels: CommaSeparated[str] = Field(default_factory=list)
     redis_sentinel_service: str = "mymaster"
     redis_sentinel_password: SecretStr | None = None  # the sentinels' own, if they have one
+    redis_cluster: bool = False  # SDQ_REDIS_URL names startup nodes of a Redis Cluster
     redis_timeout_s: float = Field(default=2.0, gt=0)
     key_prefix: str = Field(default="sdq", min_length=1, pattern=r"^[^{}\s]+$")
     reservation_ms: int = Field(default=10_000, ge=0)
@@ -44,6 +46,19 @@ class BrokerSettings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     retention_s: int = Field(default=7 * 24 * 3600, ge=1)
     sweep_limit: int = Field(default=100, ge=1)
+
+    @model_validator(mode="after")
+    def _one_topology(self) -> Self:
+        if self.redis_cluster and self.redis_sentinels:
+            raise ValueError(
+                "SDQ_REDIS_CLUSTER and SDQ_REDIS_SENTINELS exclude each other "
+                "(a cluster finds its own primaries)"
+            )
+        if self.redis_cluster:
+            path = urlsplit(self.redis_url.get_secret_value()).path.strip("/")
+            if path not in ("", "0"):
+                raise ValueError("SDQ_REDIS_CLUSTER: a Redis Cluster has only database 0")
+        return self
 
     @property
     def retention_ms(self) -> int:

@@ -1,4 +1,4 @@
-"""Job states. They change only inside the Lua scripts of broker/scripts/."""
+"""Job states. They change only inside the Lua scripts of broker/lua/."""
 
 from enum import StrEnum
 

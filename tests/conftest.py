@@ -1,23 +1,31 @@
 """Shared fixtures. The `redis` fixture runs each test on fakeredis AND on a real
 engine (started by this test session on a free port): one switch, one copy of
-each test. Every test gets its own key prefix instead of a FLUSHALL."""
+each test. The broker suite adds a third engine, a real 3-primary Redis Cluster
+(tests/broker/conftest.py). Every test gets its own key prefix instead of a
+FLUSHALL."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import fakeredis
 import httpx
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from api.app import create_app
 from api.settings import ApiSettings
+from broker.connection import create_redis
 from broker.queue import Queue
+from broker.settings import BrokerSettings
 from sdq.doubles.fake_hcaptcha import FakeHCaptcha
 from sdq.embedded_redis import EmbeddedRedis
 from sdq.supervisor import free_port
+from tests.support.redis_servers import ClusterServers
 
 BACKEND_SECRET = "backend-secret-1-of-the-test-suite"
 ROTATED_SECRET = "backend-secret-2-of-the-test-suite"
@@ -38,15 +46,47 @@ def fake_hcaptcha() -> Iterator[FakeHCaptcha]:
     fake.stop()
 
 
-@pytest.fixture(params=["fakeredis", "real"])
-async def redis(request: pytest.FixtureRequest) -> AsyncIterator[Redis]:
-    if request.param == "fakeredis":
-        client: Redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-    else:
-        engine: EmbeddedRedis = request.getfixturevalue("redis_engine")
-        client = Redis.from_url(engine.url, decode_responses=True)
-    yield client
-    await client.aclose()
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterServers]:
+    """Three primaries on loopback, started once per session (about 2 s), killed at its end."""
+    folder = Path(tmp_path_factory.mktemp("redis-cluster"))
+    started = time.monotonic()
+    cluster = ClusterServers(folder)
+    try:
+        cluster.start()
+        (folder / "started_s").write_text(f"{time.monotonic() - started:.2f}\n")
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+ENGINES = ("fakeredis", "real")
+
+
+@asynccontextmanager
+async def engine_client(
+    request: pytest.FixtureRequest, engine: str
+) -> AsyncIterator[Redis | RedisCluster]:
+    """A client of one engine: fakeredis, the session's real engine or its cluster."""
+    client: Redis | RedisCluster
+    if engine == "fakeredis":
+        client = fakeredis.FakeAsyncRedis(decode_responses=True)
+    elif engine == "real":
+        real: EmbeddedRedis = request.getfixturevalue("redis_engine")
+        client = Redis.from_url(real.url, decode_responses=True)
+    else:  # built as SDQ_REDIS_CLUSTER builds it in production
+        cluster: ClusterServers = request.getfixturevalue("redis_cluster")
+        client = create_redis(BrokerSettings(redis_url=cluster.url, redis_cluster=True))
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(params=ENGINES)
+async def redis(request: pytest.FixtureRequest) -> AsyncIterator[Redis | RedisCluster]:
+    async with engine_client(request, request.param) as client:
+        yield client
 
 
 @pytest.fixture

@@ -145,7 +145,7 @@ async def job_events(
 @router.get("/queue", summary="Queue depth, live workers, throughput, render times")
 async def queue_overview(services: ServicesDep, context: ContextDep) -> QueueView:
     live_ms = round(context.settings.worker_live_s * 1000)
-    stats = await services.queue.queue_stats(live_ms, THROUGHPUT_SAMPLE_MS, THROUGHPUT_WINDOW_MS)
+    stats = await services.queue.figures(live_ms, THROUGHPUT_SAMPLE_MS, THROUGHPUT_WINDOW_MS)
     live = max(stats.workers_seen, stats.pending)
     window = None if stats.since_ms is None else (stats.now_ms - stats.since_ms) / 1000
     return QueueView(

@@ -3,21 +3,26 @@
 Every script returns a list whose first element is a status code: 'OK', or one
 of the codes below. `raise_for_code` is the only place that maps a code to an
 exception; callers of `run` see either the reply after the code or an error.
+The same calls work on one Redis server and on a Redis Cluster: each script gets
+every key it touches in KEYS (broker/keys.py, SCRIPT_KEYS), all in one hash slot,
+so the cluster client sends it to the node that owns them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from broker.errors import (
     BrokerError,
+    InvalidJob,
     InvalidTransition,
     JobNotFound,
     StaleClaim,
@@ -35,7 +40,9 @@ _ERRORS: dict[str, type[BrokerError]] = {
     "STALE_CLAIM": StaleClaim,
     "TOKEN_EXISTS": TokenExists,
     "TOO_MANY_OPEN": TooManyOpenJobs,
+    "BAD_STATE": InvalidJob,
 }
+Call = tuple[list[str], list[str | int]]  # one script call's KEYS and ARGV
 
 
 def script_names() -> list[str]:
@@ -74,7 +81,7 @@ class Scripts:
     NOSCRIPT, so they survive a Redis restart that empties the script cache.
     """
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis | RedisCluster) -> None:
         self._redis = redis
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(script_source(name)) for name in script_names()
@@ -87,3 +94,37 @@ class Scripts:
         except NoScriptError:  # a restarted Redis: the registered script reloads itself
             reply = await script(keys=keys, args=args)
         return raise_for_code(reply)
+
+    async def run_many(self, name: str, calls: Sequence[Call]) -> list[list[Any]]:
+        """Many calls of one script in one pipelined round trip; returns each raw reply
+        (status code included), in order.
+
+        A pipeline cannot reload a script halfway, and a cluster pipeline has no
+        EVALSHA method (redis-py blocks it): the calls go as raw EVALSHA commands,
+        and those a server answers NOSCRIPT (a restart, a new node) are sent again
+        once after SCRIPT LOAD, which a cluster client sends to every primary."""
+        script = self._scripts[name]
+        replies: list[list[Any] | None] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):
+            if attempt:
+                await self._redis.script_load(script.script)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    keys, args = calls[i]
+                    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                results = await pipe.execute(raise_on_error=False)
+            missing = []
+            for i, result in zip(todo, results, strict=True):
+                if isinstance(result, NoScriptError):
+                    missing.append(i)
+                elif isinstance(result, Exception):
+                    raise result
+                else:
+                    replies[i] = result
+            todo = missing
+            if not todo:
+                break
+        if todo:
+            raise NoScriptError(f"{name}.lua not loaded after SCRIPT LOAD")
+        return [reply for reply in replies if reply is not None]

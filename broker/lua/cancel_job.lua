@@ -11,20 +11,30 @@ whoever holds it may withdraw the job while it is not finished.
   cancelled  nothing changes (a repeated DELETE is harmless)
   complete, failed   BAD_TRANSITION: there is nothing left to cancel
 
-KEYS: the queue layout of _lib.lua (queue_keys(): job prefix, indexes, stats, ...)
+KEYS:
+  [1] job               hash  "{p}:job:<token>": the job to cancel
+  [2] waiting           zset  new, not reserved (member <seq:016d><token>)
+  [3] active            zset  new or pending
+  [4] reserved          zset  token -> reservation end (ms)
+  [5] leases            zset  token -> lease end (ms)
+  [6] stats             hash  lifetime counters (this script counts `cancelled`)
+  [7] images            hash  images per unfinished state (this job's leave)
+  [8] client_prefix     "{p}:client:"; the job's client zset is client_prefix .. the
+                        address in the job's `client` field (its open job is dropped)
 ARGV:
   [1] token
   [2] retention_ms      integer ms: how long the cancelled job is kept
 Returns:
   {'OK', previous_state}  'new', 'pending' or 'cancelled'
-  {'NOT_FOUND'} | {'BAD_TRANSITION'}
+  {'NOT_FOUND'}         no job with this token
+  {'BAD_TRANSITION'}    the job is complete or failed
 ]]
 --@include _lib.lua
 
-local K = queue_keys()
+local K = {job = KEYS[1], waiting = KEYS[2], active = KEYS[3], reserved = KEYS[4],
+  leases = KEYS[5], stats = KEYS[6], images = KEYS[7], client_prefix = KEYS[8]}
 local token = ARGV[1]
-local jk = K.job_prefix .. token
-local f = redis.call('HMGET', jk, 'state', 'member')
+local f = redis.call('HMGET', K.job, 'state', 'member')
 local state, member = f[1], f[2]
 if not state then
   return {'NOT_FOUND'}
@@ -37,7 +47,7 @@ if state ~= 'new' and state ~= 'pending' then
 end
 local now = now_ms()
 if state == 'pending' then
-  redis.call('HSET', jk, 'cancel_requested', now)
+  redis.call('HSET', K.job, 'cancel_requested', now)
 end
-finish(K, token, member, 'cancelled', now, tonumber(ARGV[2]))
+finish(K, K.job, token, member, 'cancelled', now, tonumber(ARGV[2]))
 return {'OK', state}

@@ -6,8 +6,8 @@ release_client_slot gives it back when the captcha fails; a slot whose request
 died in between frees itself when the hold ends.
 
 KEYS:
-  [1] client            zset "{p}:client:<address>": open jobs (score 0) and
-                        held slots (score = hold end, ms)
+  [1] client            zset  "{p}:client:<address>": open jobs (score 0) and
+                              held slots (score = hold end, ms)
 ARGV:
   [1] token             the token the new job will have
   [2] max_open          integer > 0: the most open jobs (held slots included)
@@ -18,11 +18,12 @@ Returns:
 ]]
 --@include _lib.lua
 
+local K = {client = KEYS[1]}
 local now = now_ms()
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '(0', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+redis.call('ZREMRANGEBYSCORE', K.client, '(0', now)
+if redis.call('ZCARD', K.client) >= tonumber(ARGV[2]) then
   return {'TOO_MANY_OPEN'}
 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-client_expiry(KEYS[1])
+redis.call('ZADD', K.client, now + tonumber(ARGV[3]), ARGV[1])
+client_expiry(K.client)
 return {'OK'}

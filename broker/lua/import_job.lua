@@ -14,8 +14,15 @@ switch. Idempotent: a token that already exists is left untouched.
             now when the original did not record it); one that is already past
             its retention is not written at all
 
-KEYS: the queue layout of _lib.lua (1 job prefix .. 7 wakeup), then
-  KEYS[8] seq           string insertion counter
+KEYS:
+  [1] job               hash  "{p}:job:<token>": the imported job
+  [2] waiting           zset  new, not reserved; score created_ms, member <seq:016d><token>
+  [3] active            zset  new or pending; same score and member
+  [4] leases            zset  token -> lease end (ms)
+  [5] stats             hash  lifetime counters (this script counts `imported`)
+  [6] wakeup            list  pushed when a new job is imported
+  [7] seq               string  insertion counter
+  [8] images            hash  images per unfinished state
 ARGV:
   [1] token             32 lower-case hex characters
   [2] prompt            printable ASCII
@@ -36,10 +43,10 @@ Returns:
 ]]
 --@include _lib.lua
 
-local K = queue_keys()
+local K = {job = KEYS[1], waiting = KEYS[2], active = KEYS[3], leases = KEYS[4],
+  stats = KEYS[5], wakeup = KEYS[6], seq = KEYS[7], images = KEYS[8]}
 local token = ARGV[1]
-local jk = K.job_prefix .. token
-if redis.call('EXISTS', jk) == 1 then
+if redis.call('EXISTS', K.job) == 1 then
   return {'OK', 'present'}
 end
 local state = ARGV[6]
@@ -57,13 +64,14 @@ if state == 'complete' and ARGV[8] ~= '' then
   end
 end
 
-local seq = redis.call('INCR', KEYS[8])
+local seq = redis.call('INCR', K.seq)
 local member = string.format('%016d', seq) .. token
-redis.call('HSET', jk,
+redis.call('HSET', K.job,
   'token', token, 'prompt', ARGV[2], 'number', ARGV[3], 'width', ARGV[4],
   'height', ARGV[5], 'state', state, 'created_ms', created, 'member', member,
   'attempts', 0, 'fence', 0, 'progress', 0, 'lease_until', 0)
 redis.call('HINCRBY', K.stats, 'imported', 1)
+move_images(K, tonumber(ARGV[3]), nil, state)
 
 if state == 'new' then
   redis.call('ZADD', K.waiting, tonumber(created), member)
@@ -74,14 +82,14 @@ elseif state == 'pending' then
   local lease_ms = tonumber(ARGV[9]) + math.ceil(tonumber(ARGV[10]) * pixels / 1000000)
   redis.call('ZADD', K.active, tonumber(created), member)
   redis.call('ZADD', K.leases, now + lease_ms, token)
-  redis.call('HSET', jk, 'fence', 1, 'started_ms', now, 'lease_until', now + lease_ms,
+  redis.call('HSET', K.job, 'fence', 1, 'started_ms', now, 'lease_until', now + lease_ms,
     'worker', 'import')
 else
   local finished = now
   if ARGV[8] ~= '' then
     finished = tonumber(ARGV[8])
   end
-  redis.call('HSET', jk, 'fence', 1, 'progress', ARGV[3], 'finished_ms', finished)
-  redis.call('PEXPIREAT', jk, expire_at)
+  redis.call('HSET', K.job, 'fence', 1, 'progress', ARGV[3], 'finished_ms', finished)
+  redis.call('PEXPIREAT', K.job, expire_at)
 end
 return {'OK', 'imported'}

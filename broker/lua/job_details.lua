@@ -4,12 +4,13 @@ job_details.lua: everything the v2 API shows of one job, read in one step
 measured render times, for the ETA). Read-only.
 
 KEYS:
-  [1] job key           "{p}:job:<token>"
-  [2] active            zset of new and pending jobs (score created_ms, FIFO member)
-  [3] leases            zset of pending jobs (one per busy worker)
-  [4] workers           zset "{p}:workers", member worker id, score last seen (ms)
-  [5] render_ms         hash "{p}:render_ms" (fields in record_renders.lua)
-  [6] job key prefix    "{p}:job:" (the jobs ahead are this prefix + token)
+  [1] job               hash  "{p}:job:<token>": the job shown
+  [2] active            zset  new and pending jobs (score created_ms, FIFO member)
+  [3] leases            zset  pending jobs (one per busy worker)
+  [4] workers           zset  "{p}:workers", member worker id, score last seen (ms)
+  [5] render_ms         hash  "{p}:render_ms" (fields in record_renders.lua)
+  [6] job_prefix        "{p}:job:"; a job ahead's hash is job_prefix .. token, for
+                        the tokens of the members of active ahead of this job
 ARGV:
   [1] live_ms           integer ms: a worker seen this recently counts as live
   [2] ahead_limit       integer: at most this many jobs ahead are read (the rest
@@ -24,11 +25,13 @@ Returns:
       ahead: flat list <W>x<H>, images still to render, ... summed over the
              ahead_read oldest jobs ahead
       render_ms: the hash as a flat field, value list
-  {'NOT_FOUND'}
+  {'NOT_FOUND'}         no job with this token
 ]]
 --@include _lib.lua
 
-local f = redis.call('HMGET', KEYS[1], 'state', 'created_ms', 'attempts', 'progress',
+local K = {job = KEYS[1], active = KEYS[2], leases = KEYS[3], workers = KEYS[4],
+  render_ms = KEYS[5], job_prefix = KEYS[6]}
+local f = redis.call('HMGET', K.job, 'state', 'created_ms', 'attempts', 'progress',
   'number', 'width', 'height', 'prompt', 'started_ms', 'finished_ms', 'cancel_requested',
   'last_error', 'member')
 if not f[1] then
@@ -38,14 +41,14 @@ local now = now_ms()
 local position = -1
 local ahead, ahead_read = {}, 0
 if f[13] then
-  local rank = redis.call('ZRANK', KEYS[2], f[13])
+  local rank = redis.call('ZRANK', K.active, f[13])
   if rank then
     position = rank
     local count = math.min(rank, tonumber(ARGV[2]))
     if count > 0 then
       local sums, order = {}, {}
-      for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, count - 1)) do
-        local j = redis.call('HMGET', KEYS[6] .. token_of(member), 'number', 'width', 'height',
+      for _, member in ipairs(redis.call('ZRANGE', K.active, 0, count - 1)) do
+        local j = redis.call('HMGET', K.job_prefix .. token_of(member), 'number', 'width', 'height',
           'progress')
         if j[1] then
           local res = j[2] .. 'x' .. j[3]
@@ -64,9 +67,9 @@ if f[13] then
     end
   end
 end
-local seen = redis.call('ZCOUNT', KEYS[4], now - tonumber(ARGV[1]), '+inf')
-local busy = redis.call('ZCARD', KEYS[3])
+local seen = redis.call('ZCOUNT', K.workers, now - tonumber(ARGV[1]), '+inf')
+local busy = redis.call('ZCARD', K.leases)
 return {'OK', now, f[1], tonumber(f[2]), tonumber(f[3] or 0), tonumber(f[4] or 0),
   tonumber(f[5]), tonumber(f[6]), tonumber(f[7]), f[8] or '', f[9] or '', f[10] or '',
   f[11] or '', f[12] or '', position, seen, busy, ahead_read, ahead,
-  redis.call('HGETALL', KEYS[5])}
+  redis.call('HGETALL', K.render_ms)}

@@ -18,25 +18,26 @@ Returns:
 ]]
 --@include _lib.lua
 
+local K = {render_ms = KEYS[1], workers = KEYS[2]}
 local now = now_ms()
 for i = 4, #ARGV - 2, 3 do
   local res, images, ms = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   if images and ms and images > 0 then
     local per_image = ms / images
-    local old = tonumber(redis.call('HGET', KEYS[1], res .. ':ewma_ms'))
+    local old = tonumber(redis.call('HGET', K.render_ms, res .. ':ewma_ms'))
     local ewma = per_image
     if old then
       ewma = old + 0.3 * (per_image - old)
     end
-    redis.call('HINCRBY', KEYS[1], res .. ':images', images)
-    redis.call('HINCRBY', KEYS[1], res .. ':ms', ms)
-    redis.call('HSET', KEYS[1], res .. ':ewma_ms', math.floor(ewma + 0.5))
+    redis.call('HINCRBY', K.render_ms, res .. ':images', images)
+    redis.call('HINCRBY', K.render_ms, res .. ':ms', ms)
+    redis.call('HSET', K.render_ms, res .. ':ewma_ms', math.floor(ewma + 0.5))
   end
 end
 if ARGV[2] == 'gone' then
-  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZREM', K.workers, ARGV[1])
 else
-  redis.call('ZADD', KEYS[2], now, ARGV[1])
+  redis.call('ZADD', K.workers, now, ARGV[1])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]))
+redis.call('ZREMRANGEBYSCORE', K.workers, '-inf', now - tonumber(ARGV[3]))
 return {'OK', now}

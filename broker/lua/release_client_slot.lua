@@ -4,7 +4,7 @@ request that did not add its job (its captcha failed). An open job (score 0)
 under the same token is never touched.
 
 KEYS:
-  [1] client            zset "{p}:client:<address>" (see hold_client_slot.lua)
+  [1] client            zset  "{p}:client:<address>" (see hold_client_slot.lua)
 ARGV:
   [1] token
 Returns:
@@ -12,10 +12,11 @@ Returns:
 ]]
 --@include _lib.lua
 
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local K = {client = KEYS[1]}
+local score = redis.call('ZSCORE', K.client, ARGV[1])
 if not score or tonumber(score) == 0 then
   return {'OK', 0}
 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-client_expiry(KEYS[1])
+redis.call('ZREM', K.client, ARGV[1])
+client_expiry(K.client)
 return {'OK', 1}

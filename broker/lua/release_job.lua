@@ -3,7 +3,17 @@ release_job.lua: a worker gives a claimed job back (render or upload failed,
 or it is shutting down). The attempt counts; the job returns to the head of
 the queue with its creation time, or becomes failed at max_attempts. Fenced.
 
-KEYS: the queue layout of _lib.lua (1 job prefix .. 7 wakeup)
+KEYS:
+  [1] job               hash  "{p}:job:<token>": the claimed job
+  [2] waiting           zset  new, not reserved (the job returns to it)
+  [3] active            zset  new or pending (a failed job leaves it)
+  [4] reserved          zset  token -> reservation end (ms)
+  [5] leases            zset  token -> lease end (ms)
+  [6] stats             hash  lifetime counters (requeued, failed)
+  [7] wakeup            list  pushed when the job is claimable again
+  [8] images            hash  images per unfinished state
+  [9] client_prefix     "{p}:client:"; a failed job's client zset is client_prefix ..
+                        the address in the job's `client` field
 ARGV:
   [1] token
   [2] fence             the claim's fencing token (returned by the claim)
@@ -12,16 +22,19 @@ ARGV:
   [5] reason            short text stored as last_error
 Returns:
   {'OK', new_state}     new_state is 'new' or 'failed'
-  {'NOT_FOUND'} | {'BAD_TRANSITION'} (not pending) | {'STALE_CLAIM'}
+  {'NOT_FOUND'}         no job with this token
+  {'BAD_TRANSITION'}    the job is not pending
+  {'STALE_CLAIM'}       another claim holds the job now
 ]]
 --@include _lib.lua
 
-local K = queue_keys()
-local token = ARGV[1]
-local refused = claim_error(K.job_prefix .. token, ARGV[2])
+local K = {job = KEYS[1], waiting = KEYS[2], active = KEYS[3], reserved = KEYS[4],
+  leases = KEYS[5], stats = KEYS[6], wakeup = KEYS[7], images = KEYS[8],
+  client_prefix = KEYS[9]}
+local refused = claim_error(K.job, ARGV[2])
 if refused then
   return {refused}
 end
-local outcome = give_up_attempt(K, token, now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4]),
-  ARGV[5])
+local outcome = give_up_attempt(K, K.job, ARGV[1], now_ms(), tonumber(ARGV[3]),
+  tonumber(ARGV[4]), ARGV[5])
 return {'OK', outcome}

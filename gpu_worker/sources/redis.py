@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from broker.connection import create_redis
 from broker.errors import InvalidTransition, JobNotFound, StaleClaim, StorageUnavailable
@@ -53,15 +53,18 @@ class RedisSource:
         self,
         settings: WorkerSettings,
         worker_id: str,
-        redis: Redis | None = None,
-        waiter: Redis | None = None,
+        redis: Redis | RedisCluster | None = None,
+        waiter: Redis | RedisCluster | None = None,
     ) -> None:
         wait_timeout = settings.idle_poll_s + settings.redis_timeout_s
-        self._owned: list[Redis] = []  # closed by aclose(); clients passed in are the caller's
+        # closed by aclose(); clients passed in are the caller's
+        self._owned: list[Redis | RedisCluster] = []
         if redis is None:
-            pooled = create_redis(settings)
-            redis = pooled.client()  # one connection held for good: see the module's doc
-            self._owned += [redis, pooled]  # the held connection goes back, then the pool closes
+            redis = pooled = create_redis(settings)
+            if isinstance(pooled, Redis):  # a cluster client keeps connections per node
+                redis = pooled.client()  # one connection held for good: see the module's doc
+                self._owned.append(redis)  # the held connection goes back, then the pool closes
+            self._owned.append(pooled)
         if waiter is None:
             waiter = create_redis(settings.model_copy(update={"redis_timeout_s": wait_timeout}))
             self._owned.append(waiter)

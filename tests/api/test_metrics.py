@@ -60,6 +60,25 @@ async def test_metrics_queue_depth_per_state(client: httpx.AsyncClient, queue: Q
     assert value(samples, "sdq_redis_up") == 1
 
 
+async def test_metrics_waiting_and_pending_images_are_unlabeled_gauges(
+    client: httpx.AsyncClient, queue: Queue
+) -> None:
+    """sdq_queue_waiting_images is what GPU workers are autoscaled on: the images of
+    every job not yet claimed (a reserved one included), one series, no labels."""
+    tokens = await add_jobs(client, 2, number="4") + await add_jobs(client, 1, number="3")
+    assert value(await scrape(client), "sdq_queue_waiting_images") == 11
+    await queue.set_state(tokens[0], JobState.PENDING)
+    await client.get("/getNextJob", params={"secret": BACKEND_SECRET})  # reserved: still new
+    samples = await scrape(client)
+    assert value(samples, "sdq_queue_waiting_images") == 7
+    assert value(samples, "sdq_queue_pending_images") == 4
+    await queue.set_state(tokens[0], JobState.COMPLETE)
+    samples = await scrape(client)
+    assert value(samples, "sdq_queue_pending_images") == 0
+    for name in ("sdq_queue_waiting_images", "sdq_queue_pending_images"):
+        assert [labels for (sample, labels) in samples if sample == name] == [()]
+
+
 async def test_metrics_oldest_waiting_age_comes_from_the_redis_clock(
     client: httpx.AsyncClient, queue: Queue, redis: Redis
 ) -> None:

@@ -242,3 +242,11 @@ def test_rate_limit_setting_refuses_a_malformed_rate() -> None:
         ApiSettings(
             backend_secrets="s" * 32, insecure_skip_captcha=True, addjob_rate="ten a minute"
         )
+
+
+def test_rate_limit_setting_is_refused_on_a_redis_cluster_at_start_up() -> None:
+    # the `limits` rate limiter runs on one server's connection pool
+    base = {"backend_secrets": "s" * 32, "insecure_skip_captcha": True, "redis_cluster": True}
+    with pytest.raises(ValueError, match="SDQ_ADDJOB_RATE cannot be used with SDQ_REDIS_CLUSTER"):
+        ApiSettings(**base, addjob_rate="10/minute")
+    assert ApiSettings(**base, max_open_jobs_per_client=3).redis_cluster  # the cap works there

@@ -71,3 +71,11 @@ async def test_claim_after_complete_leaves_the_job_alone(queue: Queue) -> None:
 
     assert await queue.claim("w") is None
     assert (await queue.status(token(1))).state is JobState.COMPLETE
+
+
+async def test_wait_for_work_returns_once_a_job_is_added(queue: Queue) -> None:
+    assert await queue.wait_for_work(0.05) is False  # idle: waits out the timeout
+
+    await add(queue, 1)
+
+    assert await queue.wait_for_work(1.0) is True  # BLPOP on the wake-up list

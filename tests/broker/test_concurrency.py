@@ -1,6 +1,6 @@
-"""Races on the real engine: many callers over many connections (as API replicas and
-workers are) and exactly one winner per job, because each check-and-change is one
-Lua script."""
+"""Races on the real engine and on the Redis Cluster: many callers over many
+connections (as API replicas and workers are) and exactly one winner per job, because
+each check-and-change is one Lua script."""
 
 from __future__ import annotations
 
@@ -9,23 +9,34 @@ from collections import Counter
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
+from broker.connection import create_redis
 from broker.errors import InvalidTransition, TokenExists
 from broker.job import Claim
 from broker.queue import Queue
+from broker.settings import BrokerSettings
 from broker.states import JobState
 from sdq.embedded_redis import EmbeddedRedis
 from tests.broker.helpers import add, check_indexes, token
+from tests.support.redis_servers import ClusterServers
 
 REPLICAS = 4
 
 
-@pytest.fixture
-async def replicas(redis_engine: EmbeddedRedis, real_queue: Queue) -> AsyncIterator[list[Queue]]:
-    """Queues on the same prefix, each with its own client and connection pool."""
-    clients = [Redis.from_url(redis_engine.url, decode_responses=True) for _ in range(REPLICAS)]
-    yield [Queue(client, real_queue.settings) for client in clients]
+@pytest.fixture(params=["real", "cluster"])
+async def replicas(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[list[Queue]]:
+    """Queues on the same prefix, each with its own client and connection pool, on the
+    real server or on the Redis Cluster."""
+    clients: list[Redis | RedisCluster] = []
+    if request.param == "real":
+        engine: EmbeddedRedis = request.getfixturevalue("redis_engine")
+        clients = [Redis.from_url(engine.url, decode_responses=True) for _ in range(REPLICAS)]
+    else:
+        cluster: ClusterServers = request.getfixturevalue("redis_cluster")
+        on_cluster = BrokerSettings(redis_url=cluster.url, redis_cluster=True)
+        clients = [create_redis(on_cluster) for _ in range(REPLICAS)]
+    yield [Queue(client, BrokerSettings(key_prefix=prefix)) for client in clients]
     for client in clients:
         await client.aclose()
 

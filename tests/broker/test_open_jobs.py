@@ -49,7 +49,8 @@ async def test_open_jobs_cap_is_per_client_and_zero_means_no_cap(queue: Queue) -
 async def test_open_jobs_a_job_added_without_client_is_not_counted(queue: Queue) -> None:
     await queue.add_job(token(1), "a cat", 1, 768, 576)
     assert await queue.redis.hget(queue.keys.job(token(1)), "client") is None
-    assert await queue.redis.keys(queue.keys.client_prefix + "*") == []
+    # SCAN (on every primary of a cluster), not KEYS (which asks one node)
+    assert [key async for key in queue.redis.scan_iter(match=queue.keys.client_prefix + "*")] == []
 
 
 async def test_open_jobs_complete_frees_the_slot_and_forgets_the_address(queue: Queue) -> None:

@@ -1,4 +1,5 @@
-"""Real Redis-compatible servers for the HA tests: TLS, passwords, replicas, sentinels.
+"""Real Redis-compatible servers for the HA tests: TLS, passwords, replicas, sentinels,
+and a Redis Cluster for the broker suite.
 
 Each server is a process on loopback on a free port, started from the same binary the
 app's embedded default uses (broker/embedded.py), killed by the test that started it.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -126,3 +128,75 @@ def make_certificates(folder: Path) -> Certificates:
         )
     )
     return paths
+
+
+@dataclass
+class ClusterServers:
+    """A Redis Cluster of `primaries` primaries (no replicas) on loopback, one process
+    and one folder (nodes.conf) each; the hash slots are spread over them by
+    `redis-cli --cluster create`."""
+
+    folder: Path
+    primaries: int = 3
+    servers: list[Server] = field(default_factory=list)
+
+    @property
+    def ports(self) -> list[int]:
+        return [server.port for server in self.servers]
+
+    @property
+    def url(self) -> str:
+        """One startup node; the client finds the others (SDQ_REDIS_URL's form)."""
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def start(self, timeout_s: float = 30.0) -> ClusterServers:
+        cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
+        if cli is None:
+            raise RuntimeError("no redis-cli (or valkey-cli) on PATH to create the cluster")
+        for _ in range(self.primaries):
+            server = Server([])
+            home = (self.folder / str(server.port)).absolute()  # relative: under --dir
+            home.mkdir(parents=True)
+            # the bus port defaults to port + 10000, which a free port may not have
+            server.args = plain(
+                server.port,
+                "--cluster-enabled", "yes",
+                "--cluster-port", str(free_port()),
+                "--cluster-config-file", str(home / "nodes.conf"),
+                "--dir", str(home),
+            )  # fmt: skip
+            server.log = home / "server.log"
+            self.servers.append(server.start())
+        nodes = [client(port) for port in self.ports]
+        try:
+            for node in nodes:
+                wait_until(node.ping, timeout_s, "a cluster node answers")
+            nodes_arg = [f"127.0.0.1:{port}" for port in self.ports]
+            subprocess.run(
+                [
+                    cli,
+                    "--cluster",
+                    "create",
+                    *nodes_arg,
+                    "--cluster-replicas",
+                    "0",
+                    "--cluster-yes",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=timeout_s,
+            )
+            for node in nodes:
+                wait_until(
+                    lambda node=node: node.cluster("info")["cluster_state"] == "ok",
+                    timeout_s,
+                    "every node sees every slot served",
+                )
+        finally:
+            for node in nodes:
+                node.close()
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.kill()
