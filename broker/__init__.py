@@ -6,7 +6,8 @@ every fact both sides share. Imports nothing above it.
     keys        every Redis key name of a queue, from one prefix (the data model map)
     job         JobSpec, Claim, StatusView, ImportedJob: what the calls take and return
     states      JobState: the states, changed only inside Lua
-    details     read-only views for the v2 API (one job in depth, the whole queue)
+    details     read-only views for the v2 API (one job in depth)
+    figures     the whole queue in one read: depth, images, counters, workers, durations
     renders     render samples, the one writer's input (ETAs, throughput)
     tokens      a token's shape, and new tokens
     images      where a job's images live: <token>/<index:05d>.png
@@ -45,6 +46,7 @@ __all__ = [
     "connection",
     "details",
     "errors",
+    "figures",
     "images",
     "job",
     "keys",
