@@ -10,8 +10,7 @@ It parses, makes one broker call and renders; state lives in broker/.
     v2              /v2/jobs, events, cancel, queue, config
     demo            the demo page at /
     abuse           per-client limits: request rate and open jobs
-    captcha         hCaptcha verification
-    siteverify      the HTTP client behind it
+    captcha         hCaptcha verification (a bounded aiohttp pool)
     auth            backend secrets (constant time), Bearer tokens
     secret_policy   which secrets the service refuses to start with
     client_address  the client's address behind trusted proxies
@@ -41,7 +40,6 @@ __all__ = [
     "secret_policy",
     "services",
     "settings",
-    "siteverify",
     "submit",
     "sweeper",
     "throttled_log",

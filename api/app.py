@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
+import aiohttp
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from redis.asyncio import Redis, RedisCluster
@@ -15,7 +16,7 @@ from redis.asyncio import Redis, RedisCluster
 from api.abuse import AbuseGuard, AbuseLimits
 from api.access_log import AccessLog
 from api.auth import BackendSecrets
-from api.captcha import CaptchaVerifier, NoCaptcha
+from api.captcha import CaptchaVerifier, NoCaptcha, hcaptcha_session
 from api.client_address import ClientAddresses
 from api.demo import install as install_demo
 from api.health import router as health_router
@@ -26,7 +27,6 @@ from api.legacy.router import LegacyFirstApp
 from api.metrics import HttpMetrics, HttpMetricsMiddleware, metrics_router
 from api.services import Captcha, Services
 from api.settings import ApiSettings
-from api.siteverify import SiteverifyClient
 from api.sweeper import sweep_forever
 from api.v2 import install as install_v2
 from api.v2.errors import install_handlers
@@ -45,8 +45,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = redis if redis is not None else create_redis(settings)
-        verify = SiteverifyClient(settings.hcaptcha_verify_url, settings.hcaptcha_timeout_s)
-        async with verify as http:
+        async with hcaptcha_session() as http:
             queue = Queue(client, settings)
             services = Services(
                 settings=settings,
@@ -100,14 +99,16 @@ async def _bounded(step: Awaitable[object], seconds: float = 5.0) -> None:
             await step
 
 
-def _captcha(settings: ApiSettings, http: SiteverifyClient) -> Captcha:
+def _captcha(settings: ApiSettings, http: aiohttp.ClientSession) -> Captcha:
     if settings.hcaptcha_secret is None:
         log.warning("SDQ_INSECURE_SKIP_CAPTCHA: every non-empty captcha is accepted")
         return NoCaptcha()
     return CaptchaVerifier(
         http,
+        settings.hcaptcha_verify_url,
         settings.hcaptcha_secret.get_secret_value(),
         settings.hcaptcha_sitekey,
+        settings.hcaptcha_timeout_s,
     )
 
 

@@ -11,6 +11,5 @@ __all__ = [
     "base",
     "http",
     "http_client",
-    "lean_http",
     "redis",
 ]

@@ -26,8 +26,7 @@ from broker.renders import RenderSample
 from broker.states import JobState
 from gpu_worker.errors import LeaseLost, SourceRefused, SourceUnavailable
 from gpu_worker.settings import WorkerSettings
-from gpu_worker.sources.http_client import HttpClient, HttpUnreachable, HttpxClient, Reply
-from gpu_worker.sources.lean_http import LeanHttpClient
+from gpu_worker.sources.http_client import ApiClient, HttpUnreachable, Reply
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +42,14 @@ class HttpSource:
         worker_id: str,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        """With `transport` (tests: ASGITransport on the real app) requests go through
-        httpx; otherwise through the lean client, a tenth of httpx's CPU per request."""
+        """`transport`: an httpx transport for tests (ASGITransport on the real app)."""
         self._settings = settings
         self._worker_id = worker_id
         self._secret = settings.secret()
         self._bearer = {"Authorization": f"Bearer {self._secret}"}
         self._secret_in_query = False
         self.extensions = True  # until the server shows it has none
-        self._client: HttpClient = (
-            LeanHttpClient(settings.api_url, settings.http_timeout_s)
-            if transport is None
-            else HttpxClient(settings.api_url, settings.http_timeout_s, transport)
-        )
+        self._client = ApiClient(settings.api_url, settings.http_timeout_s, transport)
 
     async def claim(self) -> Claim | None:
         for _ in range(CLAIM_TRIES):
