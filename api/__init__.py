@@ -9,7 +9,8 @@ It parses, makes one broker call and renders; state lives in broker/.
     legacy          the four legacy paths, their byte shapes, rules and the backend extension
     v2              /v2/jobs, events, cancel, queue, config
     demo            the demo page at /
-    abuse           per-client limits: request rate and open jobs
+    abuse           per-client limits: adds, open jobs, v2 reads, streams, auth failures
+    rate_limits     request rates per client, counted in Redis (the `limits` library)
     captcha         hCaptcha verification (a bounded aiohttp pool)
     auth            backend secrets (constant time), Bearer tokens
     secret_policy   which secrets the service refuses to start with
@@ -37,6 +38,7 @@ __all__ = [
     "images",
     "legacy",
     "metrics",
+    "rate_limits",
     "secret_policy",
     "services",
     "settings",

@@ -1,38 +1,47 @@
-"""Limits on /addJob per client: a request rate, and a cap on unfinished jobs.
+"""Per-client limits: what one address (an IPv6 network) may ask of every replica.
 
-Both are kept in Redis, so they hold across every worker and replica. The rate
-is counted by the `limits` library (moving window, one Lua call per limit) on
-the queue's own connection pool; the cap by the queue's scripts (a client's
-zset of open jobs, see broker/keys.py).
+    adds            /addJob and POST /v2/jobs per client (SDQ_ADDJOB_RATE)
+    open jobs       unfinished jobs per client (SDQ_MAX_OPEN_JOBS_PER_CLIENT)
+    reads           v2 reads per client (SDQ_V2_READ_RATE)
+    streams         open v2 event streams per client (SDQ_MAX_STREAMS_PER_CLIENT)
+    auth failures   wrong backend secrets per client (SDQ_BACKEND_AUTH_FAILURES)
+
+All are kept in Redis, so they hold across every replica: the rates by the
+`limits` library (api/rate_limits.py), the caps by the queue's scripts.
 
 Order of a submit (api/submit.py: /addJob and POST /v2/jobs): the parameters
 are checked first (no I/O: a malformed request costs nothing and is not
 counted); then the rate is counted; then one of the client's open-job slots is
 held for the new token; only then is the captcha verified, and add_job turns
 the held slot into the job. So a captcha is never verified for a request that
-the limits refuse, and a request that fails the captcha still counts against the
-rate (guessing costs).
+the limits refuse, and a request that fails the captcha still counts against
+the rate (guessing costs).
+
+A wrong backend secret counts against the client's auth-failure rate; past it,
+every secret the client sends is refused (429) until the window passes, so the
+secret cannot be guessed at request speed. A client with no recent failure on
+this replica costs no Redis call at all: the common case, a worker polling with
+the right secret, stays on the hot path's single round trip.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 
-from limits import RateLimitItem, parse_many
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from limits.aio.storage import Storage
 
-from api.errors import RateLimited
+from api.auth import BackendSecrets
+from api.rate_limits import RateLimit, close_rate_storage
 from api.settings import ApiSettings
 from broker.errors import StorageUnavailable
 from broker.queue import Queue
 
 log = logging.getLogger(__name__)
+
+SUSPECT_S = 3600.0  # how long this replica checks a client that failed to authenticate
+MAX_SUSPECTS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,43 +49,53 @@ class AbuseLimits:
     rate: str  # `limits` syntax, "" = no rate limit
     max_open: int  # open jobs per client, 0 = no cap
     hold_ms: int  # how long a slot stays held while the captcha is checked
+    reads: str = ""
+    auth_failures: str = ""
+    max_streams: int = 0  # 0 = no cap
 
     @classmethod
     def from_settings(cls, settings: ApiSettings) -> AbuseLimits:
         """A held slot outlives the longest captcha check by a margin."""
         hold_ms = int((settings.hcaptcha_timeout_s + 10) * 1000)
-        return cls(settings.addjob_rate, settings.max_open_jobs_per_client, hold_ms)
+        return cls(
+            settings.addjob_rate,
+            settings.max_open_jobs_per_client,
+            hold_ms,
+            settings.v2_read_rate,
+            settings.backend_auth_failures,
+            settings.max_streams_per_client,
+        )
 
 
 class AbuseGuard:
-    """Counts /addJob requests and open jobs per client key (api/client_address.py)."""
+    """Counts requests, open jobs and failed authentications per client key
+    (api/client_address.py)."""
 
-    def __init__(self, queue: Queue, limits: AbuseLimits) -> None:
+    def __init__(self, queue: Queue, limits: AbuseLimits, storage: Storage) -> None:
         self._queue = queue
         self._limits = limits
-        self._items: list[RateLimitItem] = parse_many(limits.rate) if limits.rate else []
-        self._limiter: MovingWindowRateLimiter | None = None
-        if self._items:
-            if not isinstance(queue.redis, Redis):  # ApiSettings refuses it at start-up
-                raise ValueError("SDQ_ADDJOB_RATE needs one Redis server, not SDQ_REDIS_CLUSTER")
-            storage = RedisStorage(
-                "async+redis://",  # unused: the queue's pool (TLS, password, Sentinel) is
-                implementation="redispy",
-                key_prefix=queue.keys.limits_prefix,
-                # limits documents `connection_pool` but types its **options as scalars
-                connection_pool=queue.redis.connection_pool,  # type: ignore[arg-type]
-            )
-            self._limiter = MovingWindowRateLimiter(storage)
+        self._storage = storage
+        self._adds = RateLimit(storage, "addJob", limits.rate)
+        self._reads = RateLimit(storage, "v2read", limits.reads)
+        self._auth = RateLimit(storage, "authFailure", limits.auth_failures)
+        self._suspects: dict[str, float] = {}  # client key -> last failure (monotonic)
+
+    async def aclose(self) -> None:
+        await close_rate_storage(self._storage)
 
     @property
     def max_open(self) -> int:
         return self._limits.max_open
 
+    @property
+    def max_streams(self) -> int:
+        return self._limits.max_streams
+
     async def admit(self, client_key: str, token: str) -> None:
         """Counts the request and holds an open-job slot for `token`, before the captcha.
 
         Raises RateLimited, TooManyOpenJobs (broker) or StorageUnavailable."""
-        await self._count_rate(client_key)
+        await self._adds.hit(client_key)
         if self._limits.max_open > 0:
             await self._queue.hold_client_slot(
                 client_key, token, self._limits.max_open, self._limits.hold_ms
@@ -90,14 +109,22 @@ class AbuseGuard:
             except StorageUnavailable as exc:  # the hold ends by itself after hold_ms
                 log.warning("open-jobs slot not released: %s", exc, extra={"token": token})
 
-    async def _count_rate(self, client_key: str) -> None:
-        if self._limiter is None:
-            return
-        try:
-            for item in self._items:
-                if not await self._limiter.hit(item, "addJob", client_key):
-                    stats = await self._limiter.get_window_stats(item, "addJob", client_key)
-                    retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-                    raise RateLimited(retry_after)
-        except (RedisError, OSError) as exc:
-            raise StorageUnavailable(type(exc).__name__) from exc
+    async def read(self, client_key: str) -> None:
+        """Counts one v2 read; raises RateLimited past SDQ_V2_READ_RATE."""
+        await self._reads.hit(client_key)
+
+    async def authenticate(self, secrets: BackendSecrets, secret: str, client_key: str) -> bool:
+        """Whether `secret` is a backend secret. Raises RateLimited for a client past its
+        auth-failure rate, whatever it sent (so a right guess is refused too)."""
+        if not self._auth.enabled:
+            return secrets.accepts(secret)
+        failed_at = self._suspects.get(client_key)
+        if failed_at is not None and time.monotonic() - failed_at < SUSPECT_S:
+            await self._auth.check(client_key)
+        if secrets.accepts(secret):
+            return True
+        if len(self._suspects) >= MAX_SUSPECTS:
+            self._suspects.clear()  # the limits in Redis still hold; only the shortcut resets
+        self._suspects[client_key] = time.monotonic()
+        await self._auth.hit(client_key)
+        return False

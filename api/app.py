@@ -25,6 +25,7 @@ from api.legacy.backend import router as backend_router
 from api.legacy.openapi import LEGACY_PATHS
 from api.legacy.router import LegacyFirstApp
 from api.metrics import HttpMetrics, HttpMetricsMiddleware, metrics_router
+from api.rate_limits import rate_storage
 from api.services import Captcha, Services
 from api.settings import ApiSettings
 from api.sweeper import sweep_forever
@@ -53,7 +54,11 @@ def create_app(
                 captcha=_captcha(settings, http),
                 secrets=BackendSecrets(settings.all_backend_secrets()),
                 clients=ClientAddresses(settings.trusted_proxies, settings.ipv6_client_prefix),
-                abuse=AbuseGuard(queue, AbuseLimits.from_settings(settings)),
+                abuse=AbuseGuard(
+                    queue,
+                    AbuseLimits.from_settings(settings),
+                    rate_storage(queue, settings.redis_url.get_secret_value()),
+                ),
             )
             app.state.services = services
             sweeper = asyncio.create_task(sweep_forever(services.queue, settings.sweep_interval_s))
@@ -62,6 +67,7 @@ def create_app(
             finally:
                 sweeper.cancel()
                 await _bounded(sweeper)
+                await _bounded(services.abuse.aclose())
                 if redis is None:
                     await _bounded(client.aclose())
 

@@ -30,6 +30,7 @@ from broker.errors import (
     StaleClaim,
     StorageUnavailable,
     TooManyOpenJobs,
+    TooManyStreams,
 )
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,9 @@ class Problem:
 
 Table = Mapping[type[Exception], tuple[int, FieldError]]
 
+# When to try again, for refusals that carry no time of their own.
+RETRY_AFTER_S: Mapping[type[Exception], int] = {TooManyStreams: 5}
+
 INTERNAL = Problem(500, (FieldError("", "internal error"),))
 
 # The legacy contract's statuses and messages (CONTRACT.md), extensions included.
@@ -100,6 +104,7 @@ V2: Table = {
     CaptchaFailed: (400, FieldError("captcha", "captcha failed")),
     RateLimited: (429, FieldError("", "too many requests")),
     TooManyOpenJobs: (429, FieldError("", "too many open jobs")),
+    TooManyStreams: (429, FieldError("", "too many event streams")),
 }
 
 # The backend extension (/backend/*): a worker tells our 404 from a server without it.
@@ -108,6 +113,7 @@ BACKEND: Table = {
     JobNotFound: (404, FieldError("token", "token not found")),
     StaleClaim: (409, FieldError("fence", "stale claim")),
     InvalidTransition: (409, FieldError("token", "job is not pending")),
+    RateLimited: (429, FieldError("", "too many requests")),
 }
 
 
@@ -121,7 +127,8 @@ def problem(exc: Exception, table: Table) -> Problem | None:
             if isinstance(exc, StorageUnavailable):
                 throttled.log(logging.ERROR, "storage", "storage unavailable: %s", exc)
             status, error = entry
-            return Problem(status, (error,), getattr(exc, "retry_after_s", None))
+            retry = getattr(exc, "retry_after_s", None) or RETRY_AFTER_S.get(kind)
+            return Problem(status, (error,), retry)
     return None
 
 

@@ -16,6 +16,7 @@ from pydantic import (
     IPvAnyNetwork,
     PrivateAttr,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -48,6 +49,9 @@ class ApiSettings(BrokerSettings):
     # abuse limits, proxies and metrics (docs/operations.md): /addJob per client address
     addjob_rate: str = ""  # `limits` syntax, e.g. "10/minute;100/hour"; "" = no limit
     max_open_jobs_per_client: int = Field(default=0, ge=0)  # new or pending jobs; 0 = no cap
+    v2_read_rate: str = "120/minute;2000/hour"  # GET /v2/jobs/..., /v2/queue per client
+    max_streams_per_client: int = Field(default=8, ge=0)  # open event streams; 0 = no cap
+    backend_auth_failures: str = "10/minute;100/hour"  # wrong backend secrets per client
     trusted_proxies: CommaSeparated[IPvAnyNetwork] = Field(default_factory=list)
     ipv6_client_prefix: int = Field(default=64, ge=1, le=128)  # one client = one /64
     max_query_bytes: int = Field(default=16 * 1024, ge=1024)
@@ -75,14 +79,15 @@ class ApiSettings(BrokerSettings):
     sse_keepalive_s: float = Field(default=15.0, gt=0)
     sse_max_s: float = Field(default=600.0, gt=0)
 
-    @field_validator("addjob_rate")
+    @field_validator("addjob_rate", "v2_read_rate", "backend_auth_failures")
     @classmethod
-    def _check_rate(cls, value: str) -> str:
+    def _check_rate(cls, value: str, info: ValidationInfo) -> str:
         if value.strip():
             try:
                 parse_many(value)
             except ValueError as exc:
-                raise ValueError(f'SDQ_ADDJOB_RATE: {exc} (e.g. "10/minute;100/hour")') from exc
+                name = f"SDQ_{str(info.field_name).upper()}"
+                raise ValueError(f'{name}: {exc} (e.g. "10/minute;100/hour")') from exc
         return value.strip()
 
     _file_secrets: list[str] = PrivateAttr(default_factory=list)
@@ -125,17 +130,6 @@ class ApiSettings(BrokerSettings):
             problem = secret_problem(self.hcaptcha_secret.get_secret_value())
             if problem:
                 raise ValueError(f"SDQ_HCAPTCHA_SECRET: {problem}")
-        return self
-
-    @model_validator(mode="after")
-    def _refuse_on_a_cluster(self) -> Self:
-        """What cannot run on a Redis Cluster is refused here, not at the first request."""
-        if self.redis_cluster and self.addjob_rate:
-            raise ValueError(
-                "SDQ_ADDJOB_RATE cannot be used with SDQ_REDIS_CLUSTER: the rate limiter "
-                "(the `limits` library) runs on one Redis server's connection pool; "
-                "leave SDQ_ADDJOB_RATE empty (SDQ_MAX_OPEN_JOBS_PER_CLIENT works on a cluster)"
-            )
         return self
 
     def all_backend_secrets(self) -> list[str]:

@@ -7,6 +7,7 @@
     ├── StaleClaim           a fenced call from a worker whose claim was superseded
     ├── TokenExists          a new job's token is already taken (import, collision)
     ├── TooManyOpenJobs      the client already holds its cap of unfinished jobs
+    ├── TooManyStreams       the client already holds its cap of open event streams
     └── InvalidJob           a job to store is malformed (an imported job's state is
                              none of new, pending, complete); nothing was written
 
@@ -45,3 +46,7 @@ class TooManyOpenJobs(BrokerError):
 
 class InvalidJob(BrokerError):
     """A job handed to the broker is malformed (e.g. an import in an unknown state)."""
+
+
+class TooManyStreams(BrokerError):
+    """The client holds its cap of open event streams (across every replica)."""

@@ -28,6 +28,8 @@ clients that a script finds by itself (the head of `waiting`, a sweep of
     {p}:client:<addr> zset   one client's open jobs (score 0) and slots held while its
                              captcha is checked (score = hold end, ms): the open-jobs cap
     {p}:durations     hash   claim-to-complete histogram per resolution (see _lib.lua)
+    {p}:streams:<addr> zset  one client's open event streams (member stream id, score =
+                             hold end, ms): the per-client stream cap of every replica
     {p}:images        hash   images of unfinished jobs, running sums kept by every script
                              that moves a job in or out of a state: new (reserved ones
                              included), pending; O(1) figures for autoscaling. `counted`:
@@ -59,13 +61,15 @@ _LAYOUTS = {
     "durations throughput job_prefix",
     "record_renders": "render_ms workers",
     "release_client_slot": "client",
+    "hold_stream": "streams",
+    "release_stream": "streams",
     "release_job": "job waiting active reserved leases stats wakeup images client_prefix",
     "renew_lease": "job leases",
     "requeue_expired": _SWEEP,
     "set_state": "job waiting active reserved leases stats durations images client_prefix",
 }
 SCRIPT_KEYS: dict[str, tuple[str, ...]] = {name: tuple(k.split()) for name, k in _LAYOUTS.items()}
-PER_CALL = ("job", "client")  # named by the call's own token or address
+PER_CALL = ("job", "client", "streams")  # named by the call's own token or address
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,9 @@ class QueueKeys:
 
     def client(self, address: str) -> str:
         return self.client_prefix + address
+
+    def streams(self, address: str) -> str:
+        return f"{self.tag}:streams:{address}"
 
     @property
     def durations(self) -> str:

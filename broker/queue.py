@@ -55,12 +55,13 @@ class Queue:
 
     def _keys(self, script: str, token: str | None = None, client: str = "") -> list[str]:
         """The script's KEYS: the job's own key first when the call is about one job,
-        the client's zset last when it names one."""
+        the client's zset (of jobs, or of event streams) last when it names one."""
         keys = self._fixed[script]
         if token is not None:
             keys = [self._job_prefix + token, *keys]
         if client:
-            keys = [*keys, self.keys.client(client)]
+            per_client = self.keys.streams if "streams" in SCRIPT_KEYS[script] else self.keys.client
+            keys = [*keys, per_client(client)]
         return keys
 
     async def _run(
@@ -109,6 +110,16 @@ class Queue:
         """Gives back a slot held for a job that was not added; True if one was held."""
         (released,) = await self._run("release_client_slot", [token], client=client)
         return bool(released)
+
+    @_storage_errors
+    async def hold_stream(self, client: str, stream: str, max_streams: int, hold_ms: int) -> None:
+        """Holds (or extends) one of the client's event-stream places; raises
+        TooManyStreams when the client holds `max_streams` others on any replica."""
+        await self._run("hold_stream", [stream, max_streams, hold_ms], client=client)
+
+    @_storage_errors
+    async def release_stream(self, client: str, stream: str) -> None:
+        await self._run("release_stream", [stream], client=client)
 
     @_storage_errors
     async def status(self, token: str) -> StatusView:

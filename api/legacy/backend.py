@@ -8,7 +8,8 @@ answers a JSON object. Every error is `{"error": "<message>"}`, so a worker can
 tell our 404 (job not found) from a server that lacks the endpoint:
 
     400 bad parameter   401 missing/wrong secret   404 token not found
-    409 stale claim / job not pending              503 storage unavailable
+    409 stale claim / job not pending              429 too many failed secrets
+    503 storage unavailable
 
 (api/errors.py's BACKEND table.)
 """
@@ -57,9 +58,10 @@ def _extension(handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]
         secret = params.get("secret", "") or bearer_token(request.headers.get("authorization"))
         if secret == "":
             return _error(401, "missing secret")
-        if not services.secrets.accepts(secret):
-            return _error(401, "wrong secret")
         try:
+            client = services.clients.key(services.clients.address(request.scope))
+            if not await services.abuse.authenticate(services.secrets, secret, client):
+                return _error(401, "wrong secret")
             return JSONResponse(await handler(request, services, params))
         except HTTPException:
             raise  # the framework's own (413: body too large), in this shape by the app

@@ -66,7 +66,7 @@ async def get_next_job(
 ) -> LegacyReply:
     if secret == "":
         return _bad_request(["missing secret"])
-    if not services.secrets.accepts(secret):
+    if not await _authenticated(services, secret, client):
         return _bad_request(["wrong secret"])
     job = await services.queue.next_job()
     if job is None:
@@ -87,7 +87,7 @@ async def set_job_status(
         messages.append("invalid value for state")
     if messages:
         return _bad_request(messages)
-    if not services.secrets.accepts(secret):
+    if not await _authenticated(services, secret, client):
         return _bad_request(["wrong secret"])
     if not is_token(token):
         raise JobNotFound(token)
@@ -103,6 +103,12 @@ async def set_job_status(
             (b"x-sdq-lease-until-ms", str(lease_until).encode()),
         ),
     )
+
+
+async def _authenticated(services: Services, secret: str, client: str | None) -> bool:
+    """A backend secret, compared in constant time; a client past its rate of failures
+    is refused (429) whatever it sends (api/abuse.py)."""
+    return await services.abuse.authenticate(services.secrets, secret, services.clients.key(client))
 
 
 def _fence(raw: str) -> int | None:

@@ -50,8 +50,8 @@ class Endpoint:
 ENDPOINTS: dict[str, Endpoint] = {
     "/addJob": Endpoint(legacy.add_job, frontend=True, needs_client=True),
     "/getJobStatus": Endpoint(legacy.get_job_status, frontend=True),
-    "/getNextJob": Endpoint(legacy.get_next_job, frontend=False),
-    "/setJobStatus": Endpoint(legacy.set_job_status, frontend=False),
+    "/getNextJob": Endpoint(legacy.get_next_job, frontend=False, needs_client=True),
+    "/setJobStatus": Endpoint(legacy.set_job_status, frontend=False, needs_client=True),
 }
 
 

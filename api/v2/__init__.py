@@ -15,12 +15,16 @@ from fastapi import FastAPI
 from api.settings import ApiSettings
 from api.v2.images import image_urls
 from api.v2.routes import router
-from api.v2.view import V2Context
+from api.v2.view import V2Context, load_job
+from api.v2.watch import JobWatches
 
-__all__ = ["errors", "eta", "events", "images", "install", "models", "routes", "view"]
+__all__ = ["errors", "eta", "events", "images", "install", "models", "routes", "view", "watch"]
 
 
 def install(app: FastAPI, settings: ApiSettings) -> None:
     """Adds the v2 routes to the app."""
-    app.state.v2 = V2Context(settings, image_urls(settings))
+    watches = JobWatches(
+        lambda token: load_job(app.state.services, app.state.v2, token), settings.sse_poll_s
+    )
+    app.state.v2 = V2Context(settings, image_urls(settings), watches)
     app.include_router(router)

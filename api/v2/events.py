@@ -1,10 +1,10 @@
 """Server-Sent Events for one job: a `status` event whenever what a person sees changes.
 
-Each stream reads its job from Redis every SDQ_SSE_POLL_S. That costs one
-read-only script call per stream per interval and needs nothing else: any
-replica behind the load balancer can serve any stream, a reconnect may land
-on another replica, and no event is lost to a pub/sub message sent while no
-one listened.
+A stream learns of changes by polling: its replica reads the job from Redis
+every SDQ_SSE_POLL_S, once for all the streams of that job it serves
+(api/v2/watch.py). That needs nothing else: any replica behind the load
+balancer can serve any stream, a reconnect may land on another replica, and no
+event is lost to a pub/sub message sent while no one listened.
 
 - `id:` is the job's fingerprint (state, attempts, position, progress, whether a
   worker is live): the same on every replica. A reconnect sends it back as
@@ -21,18 +21,17 @@ one listened.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.responses import StreamingResponse
 
+from api.services import Services
 from api.v2.models import JobView
-from broker.errors import JobNotFound, StorageUnavailable
-
-log = logging.getLogger(__name__)
+from broker.errors import BrokerError
+from broker.tokens import new_token
 
 RETRY_MS = 1000
 HEADERS = {
@@ -69,23 +68,22 @@ def eta_drifted(eta: float | None, sent_eta: float | None, elapsed_s: float) -> 
 
 
 class JobStream:
-    """One client's stream. `load` reads the job again (raises JobNotFound)."""
+    """One client's stream. `next_view` waits for the job's next poll: its view, or
+    None once the job is gone."""
 
     def __init__(
         self,
-        load: Callable[[], Awaitable[JobView]],
+        next_view: Callable[[], Awaitable[JobView | None]],
         first: JobView,
         last_event_id: str | None,
-        poll_s: float,
         keepalive_s: float,
         max_s: float,
     ) -> None:
-        self.load = load
+        self.next_view = next_view
         self.view = first
         self.sent_id = last_event_id
         self.sent_eta: float | None = None
         self.sent_at = 0.0
-        self.poll_s = poll_s
         self.keepalive_s = keepalive_s
         self.max_s = max_s
 
@@ -103,14 +101,11 @@ class JobStream:
             if now - last_write >= self.keepalive_s:
                 last_write = now
                 yield ": keep-alive\n\n"
-            await asyncio.sleep(self.poll_s)
-            try:
-                self.view = await self.load()
-            except JobNotFound:
+            view = await self.next_view()
+            if view is None:
                 yield gone_event(self.view.token)
                 return
-            except StorageUnavailable as exc:  # keep the stream; the next poll may work
-                log.warning("event stream: storage unavailable: %s", exc)
+            self.view = view
 
     def _event_if_changed(self, now: float) -> str | None:
         view = self.view
@@ -121,3 +116,35 @@ class JobStream:
             return None
         self.sent_id, self.sent_eta, self.sent_at = fingerprint(view), view.eta_s, now
         return status_event(view)
+
+
+class StreamPlace:
+    """The stream's place among its client's open streams (SDQ_MAX_STREAMS_PER_CLIENT,
+    counted in Redis across replicas): held at the start, extended while the stream
+    lives, given back at its end; a replica that dies leaves holds that run out."""
+
+    HOLD_MS = 60_000
+    EXTEND_S = 20.0
+
+    def __init__(self, services: Services, client: str) -> None:
+        self.queue = services.queue
+        self.client = client
+        self.cap = services.abuse.max_streams
+        self.id = new_token()
+        self.held_at = 0.0
+
+    async def hold(self) -> None:
+        if self.cap:
+            await self.queue.hold_stream(self.client, self.id, self.cap, self.HOLD_MS)
+            self.held_at = time.monotonic()
+
+    async def keep(self) -> None:
+        """Extends the hold when due; a Redis outage never ends the stream for it."""
+        if self.cap and time.monotonic() - self.held_at >= self.EXTEND_S:
+            with contextlib.suppress(BrokerError):
+                await self.hold()
+
+    async def release(self) -> None:
+        if self.cap:
+            with contextlib.suppress(BrokerError):
+                await self.queue.release_stream(self.client, self.id)

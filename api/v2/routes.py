@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -13,7 +14,7 @@ from api.legacy.rules import check_job_request as check_rules
 from api.services import ServicesDep
 from api.submit import submit
 from api.v2.errors import V2Route
-from api.v2.events import HEADERS, EventStreamResponse, JobStream, fingerprint
+from api.v2.events import HEADERS, EventStreamResponse, JobStream, StreamPlace, fingerprint
 from api.v2.models import (
     CaptchaConfig,
     ConfigView,
@@ -59,6 +60,14 @@ def context(request: Request) -> V2Context:
 ContextDep = Annotated[V2Context, Depends(context)]
 
 
+async def count_read(request: Request, services: ServicesDep) -> None:
+    """Counts a v2 read against the client's SDQ_V2_READ_RATE (429 past it)."""
+    await services.abuse.read(services.clients.key(services.clients.address(request.scope)))
+
+
+Counted = Annotated[None, Depends(count_read)]
+
+
 def _job_token(token: str) -> str:
     """Only a token-shaped string can name a job; anything else is never looked up."""
     if not is_token(token):
@@ -96,7 +105,9 @@ async def create_job(
 @router.get(
     "/jobs/{token}", summary="A job: state, position, progress, ETA, images", responses=_ERRORS
 )
-async def get_job(token: str, services: ServicesDep, context: ContextDep) -> JobView:
+async def get_job(
+    token: str, services: ServicesDep, context: ContextDep, counted: Counted
+) -> JobView:
     return await load_job(services, context, _job_token(token))
 
 
@@ -105,7 +116,9 @@ async def get_job(token: str, services: ServicesDep, context: ContextDep) -> Job
     summary="Cancel a job that is not finished (the token is the capability)",
     responses={**_ERRORS, 409: {"model": ErrorResponse, "description": "already finished"}},
 )
-async def cancel_job(token: str, services: ServicesDep, context: ContextDep) -> JobView:
+async def cancel_job(
+    token: str, services: ServicesDep, context: ContextDep, counted: Counted
+) -> JobView:
     await services.queue.cancel(_job_token(token))
     return await load_job(services, context, token)
 
@@ -122,28 +135,39 @@ async def cancel_job(token: str, services: ServicesDep, context: ContextDep) -> 
 )
 async def job_events(
     token: str,
+    request: Request,
     services: ServicesDep,
     context: ContextDep,
+    counted: Counted,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
     token = _job_token(token)
     first = await load_job(services, context, token)
     if first.state.is_terminal and last_event_id == fingerprint(first):
         return Response(status_code=204)
+    client = services.clients.key(services.clients.address(request.scope))
+    place = StreamPlace(services, client)
+    await place.hold()  # TooManyStreams: 429 before the stream starts
     settings = context.settings
-    stream = JobStream(
-        lambda: load_job(services, context, token),
-        first,
-        last_event_id,
-        settings.sse_poll_s,
-        settings.sse_keepalive_s,
-        settings.sse_max_s,
-    )
-    return EventStreamResponse(stream.events(), headers=HEADERS)
+
+    async def body() -> AsyncIterator[str]:
+        polls = context.watches.subscribe(token)  # here: only a stream that starts polls
+        stream = JobStream(
+            polls.next, first, last_event_id, settings.sse_keepalive_s, settings.sse_max_s
+        )
+        try:
+            async for chunk in stream.events():
+                await place.keep()
+                yield chunk
+        finally:
+            polls.close()
+            await place.release()
+
+    return EventStreamResponse(body(), headers=HEADERS)
 
 
 @router.get("/queue", summary="Queue depth, live workers, throughput, render times")
-async def queue_overview(services: ServicesDep, context: ContextDep) -> QueueView:
+async def queue_overview(services: ServicesDep, context: ContextDep, counted: Counted) -> QueueView:
     live_ms = round(context.settings.worker_live_s * 1000)
     stats = await services.queue.figures(live_ms, THROUGHPUT_SAMPLE_MS, THROUGHPUT_WINDOW_MS)
     live = max(stats.workers_seen, stats.pending)

@@ -9,6 +9,7 @@ from api.settings import ApiSettings
 from api.v2.eta import eta_seconds, live_workers
 from api.v2.images import ImageUrls
 from api.v2.models import JobLinks, JobView, Progress, Workers
+from api.v2.watch import JobWatches
 from broker.details import JobDetails
 from broker.states import JobState
 
@@ -37,6 +38,7 @@ class V2Context:
 
     settings: ApiSettings
     images: ImageUrls | None
+    watches: JobWatches  # one poller per streamed job on this replica
 
 
 def links(token: str) -> JobLinks:

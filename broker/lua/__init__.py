@@ -28,6 +28,7 @@ from broker.errors import (
     StaleClaim,
     TokenExists,
     TooManyOpenJobs,
+    TooManyStreams,
 )
 
 __all__ = ["Scripts", "raise_for_code", "script_names", "script_source"]
@@ -40,6 +41,7 @@ _ERRORS: dict[str, type[BrokerError]] = {
     "STALE_CLAIM": StaleClaim,
     "TOKEN_EXISTS": TokenExists,
     "TOO_MANY_OPEN": TooManyOpenJobs,
+    "TOO_MANY_STREAMS": TooManyStreams,
     "BAD_STATE": InvalidJob,
 }
 Call = tuple[list[str], list[str | int]]  # one script call's KEYS and ARGV

@@ -19,9 +19,11 @@ from redis.asyncio import Redis
 
 from api.app import create_app
 from api.settings import ApiSettings
+from broker.connection import create_redis
 from sdq.doubles.fake_hcaptcha import FakeHCaptcha
 from sdq.supervisor import free_port
 from tests.conftest import BACKEND_SECRET, HCAPTCHA_SECRET
+from tests.support.redis_servers import ClusterServers
 
 ADD = {"prompt": "a cat", "number": "1", "resolution": "768x576", "captcha": "good-1"}
 ALICE, BOB = "203.0.113.7", "198.51.100.20"
@@ -244,9 +246,21 @@ def test_rate_limit_setting_refuses_a_malformed_rate() -> None:
         )
 
 
-def test_rate_limit_setting_is_refused_on_a_redis_cluster_at_start_up() -> None:
-    # the `limits` rate limiter runs on one server's connection pool
-    base = {"backend_secrets": "s" * 32, "insecure_skip_captcha": True, "redis_cluster": True}
-    with pytest.raises(ValueError, match="SDQ_ADDJOB_RATE cannot be used with SDQ_REDIS_CLUSTER"):
-        ApiSettings(**base, addjob_rate="10/minute")
-    assert ApiSettings(**base, max_open_jobs_per_client=3).redis_cluster  # the cap works there
+async def test_rate_limit_holds_across_replicas_on_a_redis_cluster(
+    settings: ApiSettings, redis_cluster: ClusterServers
+) -> None:
+    """On SDQ_REDIS_CLUSTER the limits count through the library's cluster storage."""
+    cluster_settings = settings.model_copy(
+        update={"redis_url": SecretStr(redis_cluster.url), "redis_cluster": True}
+    )
+    clients = [create_redis(cluster_settings) for _ in range(2)]
+    try:
+        async with (
+            serve(cluster_settings, clients[0], addjob_rate="2/minute") as one,
+            serve(cluster_settings, clients[1], addjob_rate="2/minute") as two,
+        ):
+            codes = [(await add_job(replica(ALICE))).status_code for replica in (one, two, one)]
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert codes == [200, 200, 429]

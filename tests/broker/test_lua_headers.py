@@ -165,18 +165,17 @@ def test_lua_queue_passes_the_keys_the_header_lists_in_its_order(name: str) -> N
     names = SCRIPT_KEYS[name]
     expected = [
         keys.job(token) if n == "job" else keys.client(address) if n == "client" else
-        getattr(keys, n)
+        keys.streams(address) if n == "streams" else getattr(keys, n)
         for n in names
     ]  # fmt: skip
 
     assert list(names) == [h.keys[i][0] for i in sorted(h.keys)]
-    assert "job" not in names[1:] and "client" not in names[:-1]
+    assert "job" not in names[1:] and "client" not in names[:-1] and "streams" not in names[:-1]
     queue = Queue(fakeredis.FakeAsyncRedis(), BrokerSettings(key_prefix="p"))
-    built = queue._keys(
-        name, token if "job" in names else None, address if "client" in names else ""
-    )
+    per_client = "client" in names or "streams" in names
+    built = queue._keys(name, token if "job" in names else None, address if per_client else "")
     assert built == expected
-    assert set(PER_CALL) >= {n for n in names if n in ("job", "client")}
+    assert set(PER_CALL) >= {n for n in names if n in ("job", "client", "streams")}
 
 
 @pytest.mark.parametrize("name", script_names())

@@ -25,7 +25,7 @@ from sdq.embedded_redis import EmbeddedRedis
 from sdq.supervisor import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCREENSHOT_COPY = Path("/tmp/demo-screenshot.png")
 ARGS = [
     "--headless",
