@@ -20,7 +20,8 @@ It parses, makes one broker call and renders; state lives in broker/.
     metrics         /metrics (Prometheus): the queue and this process's HTTP
     health          /healthz and /readyz
     images          /images/<token>/<index:05d>.png from a local folder
-    sweeper         the periodic sweep of expired leases
+    sweeper         the periodic sweep of expired leases, and a look at the server
+    server_watch    a Redis that came back empty, or can lose jobs, said loudly
     throttled_log   log lines a flood cannot multiply
 """
 
@@ -40,6 +41,7 @@ __all__ = [
     "metrics",
     "rate_limits",
     "secret_policy",
+    "server_watch",
     "services",
     "settings",
     "submit",

@@ -26,6 +26,7 @@ from api.legacy.openapi import LEGACY_PATHS
 from api.legacy.router import LegacyFirstApp
 from api.metrics import HttpMetrics, HttpMetricsMiddleware, metrics_router
 from api.rate_limits import rate_storage
+from api.server_watch import ServerWatch
 from api.services import Captcha, Services
 from api.settings import ApiSettings
 from api.sweeper import sweep_forever
@@ -59,9 +60,13 @@ def create_app(
                     AbuseLimits.from_settings(settings),
                     rate_storage(queue, settings.redis_url.get_secret_value()),
                 ),
+                server=ServerWatch(queue),
             )
             app.state.services = services
-            sweeper = asyncio.create_task(sweep_forever(services.queue, settings.sweep_interval_s))
+            await services.server.check_quietly()
+            sweeper = asyncio.create_task(
+                sweep_forever(services.queue, settings.sweep_interval_s, services.server)
+            )
             try:
                 yield
             finally:

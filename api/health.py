@@ -19,8 +19,13 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="Redis answers: this replica can serve", response_model=None)
 @router.head("/readyz", include_in_schema=False, response_model=None)
 async def readyz(request: Request) -> JSONResponse:
+    """200 while Redis answers. `warnings` names what in Redis's configuration can lose
+    jobs (no persistence, an eviction policy): the replica serves, but should not."""
+    services = request.app.state.services
     try:
-        await request.app.state.services.queue.ping()
+        await services.queue.ping()
     except StorageUnavailable:
         return JSONResponse({"status": "redis unreachable"}, status_code=503)
+    if services.server.problems:
+        return JSONResponse({"status": "ready", "warnings": services.server.problems})
     return JSONResponse({"status": "ready"})

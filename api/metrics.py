@@ -36,6 +36,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.asgi_status import StatusRecorder
+from api.server_watch import ServerWatch
 from broker.errors import StorageUnavailable
 from broker.figures import QueueFigures
 from broker.queue import Queue
@@ -148,7 +149,7 @@ class QueueCollector:
         yield _durations(f.durations)
 
 
-def _gauge(name: str, text: str, value: int) -> GaugeMetricFamily:
+def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
     gauge = GaugeMetricFamily(name, text)
     gauge.add_metric([], value)
     return gauge
@@ -178,7 +179,35 @@ def _durations(fields: dict[str, int]) -> HistogramMetricFamily:
     return family
 
 
-async def exposition(queue: Queue, http: HttpMetrics) -> bytes:
+class ServerCollector:
+    """What this process knows of the Redis server: whether it lost its data, and
+    what in its configuration can (api/server_watch.py)."""
+
+    def __init__(self, watch: ServerWatch) -> None:
+        self.watch = watch
+
+    def collect(self) -> Iterator[Metric]:
+        empty = CounterMetricFamily(
+            "sdq_redis_came_back_empty",
+            "Times this process saw Redis lose its data (the queue's epoch key gone)",
+        )
+        empty.add_metric([], self.watch.came_back_empty)
+        yield empty
+        epoch = self.watch.epoch
+        started = 0.0 if epoch is None else epoch.started_ms / 1000
+        yield _gauge(
+            "sdq_redis_epoch_start_seconds",
+            "When the queue's data in Redis began (Unix time): a change is a Redis that lost it",
+            started,
+        )
+        yield _gauge(
+            "sdq_redis_config_problems",
+            "Settings of Redis that can lose jobs (no persistence, eviction); see /readyz",
+            len(self.watch.problems),
+        )
+
+
+async def exposition(queue: Queue, http: HttpMetrics, server: ServerWatch) -> bytes:
     """The whole /metrics page; the queue part is left out if Redis does not answer."""
     try:
         figures: QueueFigures | None = await queue.figures()
@@ -186,6 +215,7 @@ async def exposition(queue: Queue, http: HttpMetrics) -> bytes:
         figures = None
     registry = CollectorRegistry(auto_describe=False)
     registry.register(QueueCollector(figures))
+    registry.register(ServerCollector(server))
     return generate_latest(registry) + http.exposition()
 
 
@@ -199,7 +229,8 @@ def metrics_router(http: HttpMetrics) -> APIRouter:
         responses={200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {}}}},
     )
     async def metrics(request: Request) -> Response:
-        body = await exposition(request.app.state.services.queue, http)
+        services = request.app.state.services
+        body = await exposition(services.queue, http, services.server)
         return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     return router

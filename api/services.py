@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from api.abuse import AbuseGuard
 from api.auth import BackendSecrets
 from api.client_address import ClientAddresses
+from api.server_watch import ServerWatch
 from api.settings import ApiSettings
 from broker.queue import Queue
 
@@ -26,6 +27,7 @@ class Services:
     secrets: BackendSecrets
     clients: ClientAddresses
     abuse: AbuseGuard
+    server: ServerWatch  # the Redis server's epoch and configuration
 
 
 def get_services(request: Request) -> Services:

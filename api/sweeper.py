@@ -14,6 +14,7 @@ import asyncio
 import logging
 import secrets
 
+from api.server_watch import ServerWatch
 from api.throttled_log import ThrottledLog
 from broker.errors import StorageUnavailable
 from broker.queue import Queue
@@ -23,11 +24,13 @@ _throttled = ThrottledLog(log)
 MAX_BATCHES = 1000  # per interval: 100,000 leases at the default limit
 
 
-async def sweep_forever(queue: Queue, interval_s: float) -> None:
+async def sweep_forever(queue: Queue, interval_s: float, server: ServerWatch) -> None:
+    """Every interval: the sweep (one replica) and a look at the server (every replica)."""
     owner = secrets.token_hex(8)
     while True:
         await asyncio.sleep(interval_s)
         try:
+            await server.check()
             await sweep_once(queue, owner, interval_s)
         except StorageUnavailable as exc:
             _throttled.log(logging.WARNING, "sweep", "sweep skipped, storage unavailable: %s", exc)

@@ -13,6 +13,7 @@ every fact both sides share. Imports nothing above it.
     images      where a job's images live: <token>/<index:05d>.png
     errors      the broker's errors
     settings    BrokerSettings: what every process shares (Redis, leases, retention)
+    server      the Redis server: its epoch (did it lose its data?) and risky settings
     connection  the one place a Redis URL becomes a client
 """
 
@@ -53,6 +54,7 @@ __all__ = [
     "lua",
     "queue",
     "renders",
+    "server",
     "settings",
     "states",
     "tokens",

@@ -25,6 +25,8 @@ clients that a script finds by itself (the head of `waiting`, a sweep of
                              <W>x<H>:ewma_ms  per-image ms weighted to recent reports
                              (written by broker/lua/record_renders.lua)
     {p}:sweep_lock    string lets one replica at a time run the periodic sweep
+    {p}:epoch         string "<started ms>:<id>", written once (SET NX) when the queue first
+                             meets its Redis: gone means Redis came back empty (broker/server.py)
     {p}:client:<addr> zset   one client's open jobs (score 0) and slots held while its
                              captcha is checked (score = hold end, ms): the open-jobs cap
     {p}:durations     hash   claim-to-complete histogram per resolution (see _lib.lua)
@@ -122,6 +124,10 @@ class QueueKeys:
     @property
     def render_ms(self) -> str:
         return f"{self.tag}:render_ms"
+
+    @property
+    def epoch(self) -> str:
+        return f"{self.tag}:epoch"
 
     @property
     def sweep_lock(self) -> str:
