@@ -43,3 +43,14 @@ def test_bench_measures_every_endpoint_at_every_depth_against_the_ceiling() -> N
     report = table(rows)
     assert "getJobStatus" in report and "ratio" in report
     assert any("getJobStatus >= 0.6x ceiling at 40" in line for line in verdicts(rows))
+
+
+def test_bench_sweep_prints_both_rows_and_the_repeat_recovers_in_one_interval(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench.sweep import main
+
+    assert main(["--jobs", "250", "--interval", "0.01"]) == 0
+    rows = {line[:31].strip(): line.split()[-2:] for line in capsys.readouterr().out.splitlines()}
+    assert rows["repeats full batches (now)"][0] == "1"
+    assert rows["one batch per interval (before)"][0] == "3"
