@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from api.services import ServicesDep
 from broker.errors import StorageUnavailable
 
 router = APIRouter(tags=["health"])
@@ -18,10 +19,9 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="Redis answers: this replica can serve", response_model=None)
 @router.head("/readyz", include_in_schema=False, response_model=None)
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(services: ServicesDep) -> JSONResponse:
     """200 while Redis answers. `warnings` names what in Redis's configuration can lose
     jobs (no persistence, an eviction policy): the replica serves, but should not."""
-    services = request.app.state.services
     try:
         await services.queue.ping()
     except StorageUnavailable:

@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import (
@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.asgi_status import StatusRecorder
 from api.server_watch import ServerWatch
+from api.services import ServicesDep
 from broker.errors import StorageUnavailable
 from broker.figures import QueueFigures
 from broker.queue import Queue
@@ -228,8 +229,7 @@ def metrics_router(http: HttpMetrics) -> APIRouter:
         response_class=Response,
         responses={200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {}}}},
     )
-    async def metrics(request: Request) -> Response:
-        services = request.app.state.services
+    async def metrics(services: ServicesDep) -> Response:
         body = await exposition(services.queue, http, services.server)
         return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
