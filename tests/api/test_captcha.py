@@ -19,8 +19,7 @@ from api import captcha
 from api.captcha import MAX_ANSWER_BYTES, CaptchaVerifier, hcaptcha_session
 from sdq.doubles.fake_hcaptcha import FakeHCaptcha
 from sdq.supervisor import free_port
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+from tests.support.loopback import Handler, LoopbackServer
 
 
 def answer(body: bytes, status: bytes = b"200 OK", extra: bytes = b"") -> bytes:
@@ -35,46 +34,13 @@ def answer(body: bytes, status: bytes = b"200 OK", extra: bytes = b"") -> bytes:
 PASS, FAIL = answer(b'{"success":true}'), answer(b'{"success":false}')
 
 
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-    return head + await reader.readexactly(length)
-
-
-class Server:
-    """A TCP server on 127.0.0.1 that runs `make(server)` per connection; counts
-    connections and the requests that handlers read through `read`."""
+class Server(LoopbackServer):
+    """A fake siteverify: runs `make(server)` per connection; handlers read requests
+    through `read` (which keeps them)."""
 
     def __init__(self, make: Callable[[Server], Handler]) -> None:
+        super().__init__(path="/siteverify")
         self.handler = make(self)
-        self.connections = 0
-        self.requests: list[bytes] = []
-        self.url = ""
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> Server:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/siteverify"
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            await self.handler(reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    async def read(self, reader: asyncio.StreamReader) -> bytes:
-        request = await read_request(reader)
-        self.requests.append(request)
-        return request
 
 
 def answering(raw: bytes) -> Callable[[Server], Handler]:

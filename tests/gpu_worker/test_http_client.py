@@ -22,7 +22,7 @@ from gpu_worker.sources.http_client import (
     HttpUnreachable,
 )
 from sdq.supervisor import free_port
-from tests.gpu_worker.loopback import OK, LoopbackServer, read_request
+from tests.support.loopback import OK, LoopbackServer, read_request
 
 
 async def test_client_sends_the_request_and_reads_the_answer() -> None:

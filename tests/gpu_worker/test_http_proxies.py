@@ -11,7 +11,7 @@ from gpu_worker.sources.http_client import (
     ApiClient,
     HttpUnreachable,
 )
-from tests.gpu_worker.loopback import OK, LoopbackServer, read_request
+from tests.support.loopback import OK, LoopbackServer, read_request
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from gpu_worker.sources.http_client import (
 )
 from sdq.supervisor import free_port
 from tests.conftest import BACKEND_SECRET
-from tests.gpu_worker.loopback import LoopbackServer
+from tests.support.loopback import LoopbackServer
 
 
 async def test_http_source_refuses_a_secret_with_a_line_break() -> None:

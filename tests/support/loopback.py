@@ -1,5 +1,6 @@
-"""A loopback HTTP server for the worker's HTTP client tests: it answers byte for
-byte (each answer in one write), records what it got, and can misbehave on purpose."""
+"""A loopback HTTP server for the HTTP client tests (the worker's, hCaptcha's): it
+answers byte for byte (each answer in one write), records what it got, and can
+misbehave on purpose."""
 
 from __future__ import annotations
 
@@ -26,8 +27,11 @@ class LoopbackServer:
     """A TCP server on 127.0.0.1 running `handler` per connection; counts connections
     and keeps the requests that `scripted` handlers read."""
 
-    def __init__(self, handler: Handler | None = None, answer: Answer = lambda r: OK) -> None:
+    def __init__(
+        self, handler: Handler | None = None, answer: Answer = lambda r: OK, path: str = ""
+    ) -> None:
         self.handler = handler or self.scripted
+        self.path = path
         self.answer = answer
         self.requests: list[bytes] = []
         self.connections = 0
@@ -37,7 +41,7 @@ class LoopbackServer:
     async def __aenter__(self) -> LoopbackServer:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         port = self._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{port}{self.path}"
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -57,10 +61,14 @@ class LoopbackServer:
     async def scripted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Answers each request with `answer(request)`; None: hang up without answering."""
         while True:
-            request = await read_request(reader)
-            self.requests.append(request)
-            reply = self.answer(request)
+            reply = self.answer(await self.read(reader))
             if reply is None:
                 return
             writer.write(reply)
             await writer.drain()
+
+    async def read(self, reader: asyncio.StreamReader) -> bytes:
+        """Reads one request and keeps it in `requests`."""
+        request = await read_request(reader)
+        self.requests.append(request)
+        return request
