@@ -40,12 +40,18 @@ class AbuseLimits:
     rate: str  # `limits` syntax, "" = no rate limit
     max_open: int  # open jobs per client, 0 = no cap
     hold_ms: int  # how long a slot stays held while the captcha is checked
+    max_images: int = 0  # images in a client's open jobs, 0 = no cap
 
     @classmethod
     def from_settings(cls, settings: ApiSettings) -> AbuseLimits:
         """A held slot outlives the longest captcha check by a margin."""
         hold_ms = int((settings.hcaptcha_timeout_s + 10) * 1000)
-        return cls(settings.addjob_rate, settings.max_open_jobs_per_client, hold_ms)
+        return cls(
+            settings.addjob_rate,
+            settings.max_open_jobs_per_client,
+            hold_ms,
+            settings.max_images_per_client,
+        )
 
 
 class AbuseGuard:
@@ -72,19 +78,30 @@ class AbuseGuard:
     def max_open(self) -> int:
         return self._limits.max_open
 
-    async def admit(self, client_key: str, token: str) -> None:
-        """Counts the request and holds an open-job slot for `token`, before the captcha.
+    @property
+    def max_images(self) -> int:
+        return self._limits.max_images
 
-        Raises RateLimited, TooManyOpenJobs (broker) or StorageUnavailable."""
+    @property
+    def _holds(self) -> bool:
+        return self._limits.max_open > 0 or self._limits.max_images > 0
+
+    async def admit(self, client_key: str, token: str, number: int = 1) -> None:
+        """Counts the request and holds an open-job slot for `token` (a job of `number`
+        images), before the captcha.
+
+        Raises RateLimited, TooManyOpenJobs, TooManyOpenImages (broker) or
+        StorageUnavailable."""
         await self._count_rate(client_key)
-        if self._limits.max_open > 0:
+        if self._holds:
+            limits = self._limits
             await self._queue.hold_client_slot(
-                client_key, token, self._limits.max_open, self._limits.hold_ms
+                client_key, token, limits.max_open, limits.hold_ms, number, limits.max_images
             )
 
     async def release(self, client_key: str, token: str) -> None:
-        """Gives back the slot of a request that added no job (its captcha failed)."""
-        if self._limits.max_open > 0:
+        """Gives back the slot of a request that added no job (captcha failed, queue full)."""
+        if self._holds:
             try:
                 await self._queue.release_client_slot(client_key, token)
             except StorageUnavailable as exc:  # the hold ends by itself after hold_ms

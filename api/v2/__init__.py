@@ -17,7 +17,7 @@ from api.v2.images import image_urls
 from api.v2.routes import router
 from api.v2.view import V2Context
 
-__all__ = ["errors", "eta", "events", "images", "install", "models", "routes", "view"]
+__all__ = ["errors", "events", "images", "install", "models", "routes", "view"]
 
 
 def install(app: FastAPI, settings: ApiSettings) -> None:
