@@ -12,8 +12,9 @@ tiny). No job changes. With 0 it only reads, but for one case: the images per
 state and resolution are running sums that every script keeps from the moment the
 `resolutions` field is in the images hash; a queue without it (one filled before
 the sums existed, or one where a job whose hash was gone had no {p}:open record)
-is counted once, job by job over active, and marked; members of active whose job
-hash is gone are dropped on the way (drop_dangling of _lib.lua).
+is counted once, job by job over active, and marked (the open images per client
+too); members of active whose job hash is gone are dropped on the way
+(drop_dangling of _lib.lua).
 
 KEYS:
   [1] job_prefix        "{p}:job:"; a job's hash is job_prefix .. token, for the tokens
@@ -102,10 +103,10 @@ end
 -- The sums counted job by job over active, dangling members dropped (once, see above).
 local function count_images()
   local sums = {new = 0, pending = 0}
-  local per_res, dangling = {}, {}
+  local per_res, per_client, dangling = {}, {}, {}
   for _, member in ipairs(redis.call('ZRANGE', K.active, 0, -1)) do
     local job = redis.call('HMGET', K.job_prefix .. token_of(member), 'state', 'number',
-      'width', 'height', 'member')
+      'width', 'height', 'member', 'client')
     if not job[5] then
       dangling[#dangling + 1] = member
     elseif sums[job[1]] then
@@ -113,6 +114,9 @@ local function count_images()
       local field = job[1] .. ':' .. job[3] .. 'x' .. job[4]
       sums[job[1]] = sums[job[1]] + n
       per_res[field] = (per_res[field] or 0) + n
+      if job[6] then
+        per_client[job[6]] = (per_client[job[6]] or 0) + n
+      end
     end
   end
   for _, member in ipairs(dangling) do
@@ -123,6 +127,10 @@ local function count_images()
   end
   for field, n in pairs(per_res) do
     redis.call('HSET', K.images, field, n)
+  end
+  redis.call('DEL', K.clients)
+  for client, n in pairs(per_client) do
+    redis.call('ZADD', K.clients, n, client)
   end
   redis.call('HSET', K.images, 'new', sums.new, 'pending', sums.pending, 'resolutions', now)
   return {sums.new, sums.pending}
