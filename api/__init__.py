@@ -5,6 +5,8 @@ It parses, makes one broker call and renders; state lives in broker/.
     settings        ApiSettings: every SDQ_* the API reads
     services        what a handler needs (queue, captcha, secrets, ...), built by the lifespan
     submit          queueing a job: the one flow behind /addJob and POST /v2/jobs
+    idempotency     Idempotency-Key: the same submit twice makes one job
+    eta             how long a job waits and renders, from render times and the work ahead
     errors          every failure, and each surface's table of statuses and messages
     legacy          the four legacy paths, their byte shapes, rules and the backend extension
     v2              /v2/jobs, events, cancel, queue, config
@@ -35,7 +37,9 @@ __all__ = [
     "client_address",
     "demo",
     "errors",
+    "eta",
     "health",
+    "idempotency",
     "images",
     "legacy",
     "metrics",

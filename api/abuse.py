@@ -52,6 +52,7 @@ class AbuseLimits:
     reads: str = ""
     auth_failures: str = ""
     max_streams: int = 0  # 0 = no cap
+    max_images: int = 0  # images in a client's open jobs, 0 = no cap
 
     @classmethod
     def from_settings(cls, settings: ApiSettings) -> AbuseLimits:
@@ -64,6 +65,7 @@ class AbuseLimits:
             settings.v2_read_rate,
             settings.backend_auth_failures,
             settings.max_streams_per_client,
+            settings.max_images_per_client,
         )
 
 
@@ -91,19 +93,30 @@ class AbuseGuard:
     def max_streams(self) -> int:
         return self._limits.max_streams
 
-    async def admit(self, client_key: str, token: str) -> None:
-        """Counts the request and holds an open-job slot for `token`, before the captcha.
+    @property
+    def max_images(self) -> int:
+        return self._limits.max_images
 
-        Raises RateLimited, TooManyOpenJobs (broker) or StorageUnavailable."""
+    @property
+    def _holds(self) -> bool:
+        return self._limits.max_open > 0 or self._limits.max_images > 0
+
+    async def admit(self, client_key: str, token: str, number: int = 1) -> None:
+        """Counts the request and holds an open-job slot for `token` (a job of `number`
+        images), before the captcha.
+
+        Raises RateLimited, TooManyOpenJobs, TooManyOpenImages (broker) or
+        StorageUnavailable."""
         await self._adds.hit(client_key)
-        if self._limits.max_open > 0:
+        if self._holds:
+            limits = self._limits
             await self._queue.hold_client_slot(
-                client_key, token, self._limits.max_open, self._limits.hold_ms
+                client_key, token, limits.max_open, limits.hold_ms, number, limits.max_images
             )
 
     async def release(self, client_key: str, token: str) -> None:
-        """Gives back the slot of a request that added no job (its captcha failed)."""
-        if self._limits.max_open > 0:
+        """Gives back the slot of a request that added no job (captcha failed, queue full)."""
+        if self._holds:
             try:
                 await self._queue.release_client_slot(client_key, token)
             except StorageUnavailable as exc:  # the hold ends by itself after hold_ms

@@ -3,8 +3,10 @@
     Exception
     ├── broker.errors.BrokerError      StorageUnavailable, JobNotFound, InvalidTransition,
     │                                  StaleClaim, TokenExists, TooManyOpenJobs, ...
+    │                                  TooManyOpenImages, IdempotencyConflict, ...
     ├── CaptchaFailed                  hCaptcha refused the captcha, or could not be asked
     ├── RateLimited                    the client used up its request rate (api/abuse.py)
+    ├── QueueFull                      a new job would wait past SDQ_MAX_WAIT_S (api/submit.py)
     └── Rejected                       a request refused with its own reasons (validation)
 
 A surface looks the exception up in its table (`problem(exc, TABLE)`) and
@@ -25,10 +27,12 @@ from dataclasses import dataclass
 
 from api.throttled_log import ThrottledLog
 from broker.errors import (
+    IdempotencyConflict,
     InvalidTransition,
     JobNotFound,
     StaleClaim,
     StorageUnavailable,
+    TooManyOpenImages,
     TooManyOpenJobs,
     TooManyStreams,
 )
@@ -55,6 +59,17 @@ class RateLimited(Exception):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(f"rate limited for {retry_after_s} s")
         self.retry_after_s = retry_after_s
+
+
+class QueueFull(Exception):
+    """A new job would wait longer than SDQ_MAX_WAIT_S (estimated from the work ahead);
+    nothing was added. `retry_after_s`: about when the wait is back under the limit."""
+
+    def __init__(self, wait_s: int, retry_after_s: int) -> None:
+        super().__init__(f"estimated wait {wait_s} s")
+        self.wait_s = wait_s
+        self.retry_after_s = retry_after_s
+        self.fields = {"wait_s": wait_s}
 
 
 class Rejected(Exception):
@@ -95,6 +110,9 @@ LEGACY: Table = {
     CaptchaFailed: (400, FieldError("captcha", "captcha failed")),
     RateLimited: (429, FieldError("", "too many requests")),
     TooManyOpenJobs: (429, FieldError("", "too many open jobs")),
+    TooManyOpenImages: (429, FieldError("", "too many open images")),
+    # The legacy frontend shows any 400 body; it never reads a 503.
+    QueueFull: (400, FieldError("", "queue full: about {wait_s} s of work ahead, try later")),
 }
 
 V2: Table = {
@@ -105,6 +123,12 @@ V2: Table = {
     RateLimited: (429, FieldError("", "too many requests")),
     TooManyOpenJobs: (429, FieldError("", "too many open jobs")),
     TooManyStreams: (429, FieldError("", "too many event streams")),
+    TooManyOpenImages: (429, FieldError("", "too many open images")),
+    QueueFull: (503, FieldError("", "queue full: a new job would wait about {wait_s} s")),
+    IdempotencyConflict: (
+        422,
+        FieldError("idempotency-key", "this Idempotency-Key was used for another request"),
+    ),
 }
 
 # The backend extension (/backend/*): a worker tells our 404 from a server without it.
@@ -127,6 +151,9 @@ def problem(exc: Exception, table: Table) -> Problem | None:
             if isinstance(exc, StorageUnavailable):
                 throttled.log(logging.ERROR, "storage", "storage unavailable: %s", exc)
             status, error = entry
+            fields = getattr(exc, "fields", None)  # values a message names ({wait_s})
+            if fields:
+                error = FieldError(error.field, error.message.format(**fields))
             retry = getattr(exc, "retry_after_s", None) or RETRY_AFTER_S.get(kind)
             return Problem(status, (error,), retry)
     return None

@@ -141,6 +141,11 @@ class QueueCollector:
             f.new_images,
         )
         yield _gauge("sdq_queue_pending_images", "Images of the pending jobs", f.pending_images)
+        yield _gauge(
+            "sdq_queue_paused",
+            "1 while the operator has paused the queue (sdq admin pause): no job is handed out",
+            int(f.paused_ms is not None),
+        )
         yield _age("sdq_queue_oldest_waiting_age_seconds", "Oldest new job not handed out", f)
         yield _age("sdq_queue_oldest_open_age_seconds", "Oldest new or pending job", f)
         for stat, (name, text) in _COUNTERS.items():

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from api.legacy.rules import MAX_NUMBER
 from api.secret_policy import secret_problem
 from broker.settings import BrokerSettings, CommaSeparated
 
@@ -52,6 +53,8 @@ class ApiSettings(BrokerSettings):
     v2_read_rate: str = "120/minute;2000/hour"  # GET /v2/jobs/..., /v2/queue per client
     max_streams_per_client: int = Field(default=8, ge=0)  # open event streams; 0 = no cap
     backend_auth_failures: str = "10/minute;100/hour"  # wrong backend secrets per client
+    max_images_per_client: int = Field(default=0, ge=0)  # images in those jobs; 0 = no cap
+    max_wait_s: float = Field(default=0.0, ge=0)  # refuse a job estimated to wait longer; 0 = off
     trusted_proxies: CommaSeparated[IPvAnyNetwork] = Field(default_factory=list)
     ipv6_client_prefix: int = Field(default=64, ge=1, le=128)  # one client = one /64
     max_query_bytes: int = Field(default=16 * 1024, ge=1024)
@@ -74,10 +77,19 @@ class ApiSettings(BrokerSettings):
     s3_presign_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
     # v2 API: ETAs, live workers, event streams
     worker_live_s: float = Field(default=30.0, gt=0)
-    eta_ahead_limit: int = Field(default=200, ge=1)
     sse_poll_s: float = Field(default=1.0, gt=0)
     sse_keepalive_s: float = Field(default=15.0, gt=0)
     sse_max_s: float = Field(default=600.0, gt=0)
+
+    @field_validator("max_images_per_client")
+    @classmethod
+    def _check_images_cap(cls, value: int) -> int:
+        if 0 < value < MAX_NUMBER:
+            raise ValueError(
+                f"SDQ_MAX_IMAGES_PER_CLIENT: 0 (no cap) or at least {MAX_NUMBER}, "
+                "the images of one job, or a client could never add the largest job"
+            )
+        return value
 
     @field_validator("addjob_rate", "v2_read_rate", "backend_auth_failures")
     @classmethod

@@ -5,7 +5,10 @@ interval. The sweep script itself is atomic, so even two at once are safe.
 One script call handles at most SDQ_SWEEP_LIMIT expired leases (so it never
 blocks Redis for long); when a call finds a full batch, the sweep calls again
 at once, so thousands of leases that expired together (a rack lost power) come
-back within one interval, not one batch per interval.
+back within one interval, not one batch per interval. Index entries of jobs whose
+hash is gone count towards a full batch like any other (the script drops them);
+when one of them left the image sums to be counted again, the sweep asks for the
+queue's figures, which counts them once.
 """
 
 from __future__ import annotations
@@ -41,15 +44,23 @@ async def sweep_once(queue: Queue, owner: str, interval_s: float) -> bool:
     lock_ms = max(1, int(interval_s * 1000 * 0.9))
     if not await queue.try_lock(queue.keys.sweep_lock, owner, lock_ms):
         return False
-    totals = [0, 0, 0]
+    totals = [0, 0, 0, 0]
+    recount = False
     for _ in range(MAX_BATCHES):
         batch = await queue.requeue_expired()
-        totals = [total + n for total, n in zip(totals, batch, strict=True)]
-        if max(batch) < queue.settings.sweep_limit:
+        totals = [a + b for a, b in zip(totals, (*batch.counts, batch.dropped), strict=True)]
+        recount = batch.recount
+        if not batch.full:
             break
-    requeued, failed, unreserved = totals
-    if requeued or failed:
+    if recount:  # the image sums are counted again, job by job, once (queue_figures.lua)
+        await queue.figures()
+    requeued, failed, unreserved, dropped = totals
+    if requeued or failed or dropped:
         log.info(
-            "sweep: %d requeued, %d failed, %d reservations ended", requeued, failed, unreserved
+            "sweep: %d requeued, %d failed, %d reservations ended, %d entries of lost jobs dropped",
+            requeued,
+            failed,
+            unreserved,
+            dropped,
         )
     return True

@@ -8,6 +8,7 @@ that sleeps) complete the jobs. Everything goes through nginx.
 
     python -m bench.load                    # 1,000 users, 60 s (about 2 minutes)
     python -m bench.load --users 200 --duration 20
+    python -m bench.load --mixed            # one heavy client, many light: fifo vs fair
 
 Prints a table: pollers held, requests/s, getJobStatus latency through the load
 balancer (seen by the clients and by nginx), 5xx count, and whether every
@@ -38,16 +39,17 @@ from sdq.doubles.fake_hcaptcha import FakeHCaptcha
 
 
 async def stored_jobs(
-    redis_url: str, run_id: str, prefix: str = "sdq"
+    redis_url: str, run_id: str, prefix: str = "sdq", label: str = "load"
 ) -> dict[str, dict[str, str]]:
-    """Every job in Redis whose prompt belongs to load run `run_id`, by token."""
+    """Every job in Redis whose prompt belongs to run `run_id` (prompts start with
+    "<label> <run_id> "), by token."""
     keys = QueueKeys(prefix)
     redis = Redis.from_url(redis_url, decode_responses=True)
     try:
         found: dict[str, dict[str, str]] = {}
         async for key in redis.scan_iter(match=keys.job_prefix + "*", count=1000):
             job = cast(dict[str, str], await redis.hgetall(key))  # decode_responses: str
-            if job.get("prompt", "").startswith(f"load {run_id} "):
+            if job.get("prompt", "").startswith(f"{label} {run_id} "):
                 found[key.removeprefix(keys.job_prefix)] = job
         return found
     finally:
@@ -164,6 +166,19 @@ def table(
     return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)
 
 
+@dataclass(frozen=True)
+class MixedArgs:
+    """The mixed-client run (bench/mixed.py)."""
+
+    heavy_jobs: int
+    light: int
+    workers: int
+    render_ms: int
+    spread: float
+    rounds: int
+    replicas: int
+
+
 @dataclass
 class Args:
     users: int
@@ -176,6 +191,7 @@ class Args:
     no_captcha: bool
     api_access_log: bool
     clients: int
+    mixed: MixedArgs | None = None
 
 
 def parse(argv: Sequence[str] | None = None) -> Args:
@@ -187,9 +203,9 @@ def parse(argv: Sequence[str] | None = None) -> Args:
     parser.add_argument("--users", type=int, default=1000, help="concurrent users (pollers)")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--ramp", type=float, default=10.0, help="seconds to start all users")
-    parser.add_argument("--workers", type=int, default=8, help="simulated GPU workers")
-    parser.add_argument("--render-ms", type=int, default=150, help="sleep per image")
-    parser.add_argument("--replicas", type=int, default=3, help="API replicas")
+    parser.add_argument("--workers", type=int, help="simulated GPU workers (8; --mixed: 4)")
+    parser.add_argument("--render-ms", type=int, help="sleep per image (150; --mixed: 400)")
+    parser.add_argument("--replicas", type=int, help="API replicas (3; --mixed: 2)")
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
     parser.add_argument("--data-dir", type=Path, help="keep the cluster's data and logs here")
     parser.add_argument(
@@ -201,18 +217,36 @@ def parse(argv: Sequence[str] | None = None) -> Args:
         default=True,
         help="the replicas' own access log (SDQ_ACCESS_LOG); nginx logs every request anyway",
     )
+    mixed = parser.add_argument_group("--mixed (bench/mixed.py)")
+    mixed.add_argument(
+        "--mixed", action="store_true", help="one heavy client and many light ones, fifo vs fair"
+    )
+    mixed.add_argument("--heavy-jobs", type=int, default=50, help="jobs of the heavy client")
+    mixed.add_argument("--light", type=int, default=40, help="light clients, one job each")
+    mixed.add_argument(
+        "--spread", type=float, default=0.8, help="light arrivals over this share of the drain"
+    )
+    mixed.add_argument("--rounds", type=int, default=2, help="rounds per scheduling mode")
     ns = parser.parse_args(argv)
+    workers, render_ms, replicas = (8, 150, 3) if not ns.mixed else (4, 400, 2)
+    workers = ns.workers if ns.workers is not None else workers
+    render_ms = ns.render_ms if ns.render_ms is not None else render_ms
+    replicas = ns.replicas if ns.replicas is not None else replicas
+    mixed_args = MixedArgs(
+        ns.heavy_jobs, ns.light, workers, render_ms, ns.spread, max(1, ns.rounds), replicas
+    )
     return Args(
         ns.users,
         ns.duration,
         ns.ramp,
-        ns.workers,
-        ns.render_ms,
-        ns.replicas,
+        workers,
+        render_ms,
+        replicas,
         ns.data_dir,
         ns.no_captcha,
         ns.api_access_log,
         max(1, ns.clients),
+        mixed_args if ns.mixed else None,
     )
 
 
@@ -235,6 +269,10 @@ def cluster_for(args: Args, captcha_url: str, data_dir: Path) -> Cluster:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
+    if args.mixed is not None:
+        from bench.mixed import run_mixed
+
+        return run_mixed(args.mixed)
     with contextlib.ExitStack() as stack:
         data_dir = args.data_dir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="sdq-bench-"))

@@ -190,3 +190,52 @@ def run_load(
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the pool's processes, ended
     used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return merged, used
+
+
+# -- mixed clients (python -m bench.load --mixed, bench/mixed.py) ------------------
+
+
+def client_session(url: str, address: str) -> aiohttp.ClientSession:
+    """A session whose connections leave from `address` (127.0.0.2, 127.0.0.3, ...:
+    all of 127/8 is loopback on Linux), so that behind nginx each simulated client is
+    its own address, as the API's limits and fair queue see it."""
+    connector = aiohttp.TCPConnector(limit=8, local_addr=(address, 0))
+    return aiohttp.ClientSession(url, connector=connector, timeout=aiohttp.ClientTimeout(10.0))
+
+
+async def submit_and_wait(
+    http: aiohttp.ClientSession, prompt: str, poll_s: float, deadline: float
+) -> str | None:
+    """/addJob, then /getJobStatus every `poll_s` until complete; the token, or None."""
+    query = {"prompt": prompt, "number": "1", "resolution": "576x576", "captcha": "good"}
+    async with http.get("/addJob", params=query) as reply:
+        if reply.status != 200:
+            return None
+        token = str(orjson.loads(await reply.read()))
+    while time.monotonic() < deadline:
+        await asyncio.sleep(poll_s)
+        async with http.get("/getJobStatus", params={"token": token}) as reply:
+            if reply.status == 200 and orjson.loads(await reply.read())["State"] in DONE:
+                break
+    return token
+
+
+async def heavy_client(url: str, address: str, jobs: int, prompt: str, deadline: float) -> int:
+    """One visitor who queues `jobs` jobs at once (then polls its last one)."""
+    added = 0
+    async with client_session(url, address) as http:
+        query = {"number": "1", "resolution": "576x576", "captcha": "good"}
+        for k in range(jobs):
+            async with http.get("/addJob", params={**query, "prompt": f"{prompt} {k}"}) as reply:
+                added += reply.status == 200
+        await submit_and_wait(http, f"{prompt} last", 1.0, deadline)
+    return added + 1
+
+
+async def light_client(
+    url: str, address: str, prompt: str, start_s: float, poll_s: float, deadline: float
+) -> bool:
+    """One visitor with one job, arriving after `start_s`."""
+    await asyncio.sleep(start_s)
+    async with client_session(url, address) as http:
+        return await submit_and_wait(http, prompt, poll_s, deadline) is not None

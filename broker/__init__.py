@@ -2,6 +2,9 @@
 every fact both sides share. Imports nothing above it.
 
     queue       Queue: one typed call per Lua script, one round trip each
+    admin       QueueAdmin: the operator's calls (pause, retry, cancel a client, status)
+    admission   what the API asks before it queues: an Idempotency-Key, the wait
+    fair        fair scheduling: the algorithm the scripts keep, Scheduling, cost
     lua         the scripts (one per atomic state change), loaded once, codes -> errors
     keys        every Redis key name of a queue, from one prefix (the data model map)
     job         JobSpec, Claim, StatusView, ImportedJob: what the calls take and return
@@ -44,9 +47,12 @@ __all__ = [
     "StatusView",
     "StorageUnavailable",
     "TokenExists",
+    "admin",
+    "admission",
     "connection",
     "details",
     "errors",
+    "fair",
     "figures",
     "images",
     "job",

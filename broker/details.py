@@ -31,6 +31,81 @@ class RenderTime:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkAhead:
+    """The work ahead of a job, estimated in O(1) from counts and running sums.
+
+    Of the jobs served before it, `pending_ahead` are pending and `new_ahead` are new
+    (the split is exact: ZRANK and ZCOUNT); which images they hold is not read job by
+    job but estimated from the running sums per state and resolution ({p}:images):
+    each state's images x the share of that state's jobs that is ahead (of a new
+    job: the other new jobs). That is exact when the jobs ahead are like the mean job
+    of their state (all pending jobs are
+    ahead of a new job queued fairly, so that part is exact up to their progress), and
+    never off by more than the ratio of the largest to the smallest job cost among
+    them. Images already stored of pending jobs are not subtracted (the estimate is
+    high by at most those, one job per worker)."""
+
+    pending_jobs: int  # jobs pending now
+    new_jobs: int  # jobs new now (waiting or handed out), this one included if new
+    pending_ahead: int
+    new_ahead: int
+    pending_images: dict[str, int]  # images of all pending jobs, per "<W>x<H>"
+    new_images: dict[str, int]  # images of all new jobs, per "<W>x<H>"
+    counted: bool  # False while the sums are to be counted again (no estimate then)
+    own: tuple[str, int] | None = None  # a new job's own resolution and images, in new_*
+
+    @classmethod
+    def from_reply(
+        cls,
+        counts: Sequence[Any],
+        flat_images: Sequence[Any],
+        own: tuple[str, int] | None = None,
+    ) -> WorkAhead:
+        """From (pending_jobs, new_jobs, pending_ahead, new_ahead) and the images hash;
+        `own`: the job's resolution and images when it is new (in the sums itself)."""
+        pending_jobs, new_jobs, pending_ahead, new_ahead = (int(n) for n in counts)
+        fields = pairs(flat_images)
+        by_state: dict[str, dict[str, int]] = {"new": {}, "pending": {}}
+        for name, value in fields.items():
+            state, _, resolution = name.partition(":")
+            if resolution and state in by_state and int(value) > 0:
+                by_state[state][resolution] = int(value)
+        return cls(
+            pending_jobs,
+            new_jobs,
+            pending_ahead,
+            new_ahead,
+            by_state["pending"],
+            by_state["new"],
+            "resolutions" in fields,
+            own,
+        )
+
+    def images(self) -> dict[str, float] | None:
+        """Images still to render ahead, per resolution; None when unknown."""
+        if not self.counted:
+            return None
+        others, new_jobs = dict(self.new_images), self.new_jobs
+        if self.own is not None:  # the mean of the other new jobs: the job is not ahead of itself
+            resolution, images = self.own
+            others[resolution] = max(0, others.get(resolution, 0) - images)
+            new_jobs -= 1
+        ahead: dict[str, float] = {}
+        for sums, jobs, share in (
+            (self.pending_images, self.pending_jobs, self.pending_ahead),
+            (others, new_jobs, self.new_ahead),
+        ):
+            if jobs <= 0 or share <= 0:
+                continue
+            for resolution, images in sums.items():
+                ahead[resolution] = ahead.get(resolution, 0.0) + images * min(1.0, share / jobs)
+        return ahead
+
+
+NOTHING_AHEAD = WorkAhead(0, 0, 0, 0, {}, {}, True)
+
+
+@dataclass(frozen=True, slots=True)
 class JobDetails:
     token: str
     state: JobState
@@ -46,12 +121,12 @@ class JobDetails:
     finished_ms: int | None
     cancel_requested_ms: int | None
     last_error: str | None
-    position: int | None  # jobs ahead (new or pending); None unless new or pending
+    position: int | None  # jobs served before it (new or pending); None unless open
     workers_seen: int  # workers that reported within the live window
     busy_workers: int  # pending jobs, each held by a live worker's lease
-    ahead_read: int  # how many of the jobs ahead `ahead_images` covers
-    ahead_images: dict[str, int]  # images still to render ahead, per "<W>x<H>"
+    ahead: WorkAhead  # the work of the jobs ahead, estimated from running sums
     render_times: dict[str, RenderTime]
+    paused_ms: int | None = None  # when the operator paused the queue; None: running
 
     @property
     def resolution(self) -> str:
@@ -88,7 +163,7 @@ def job_details(token: str, reply: Sequence[Any]) -> JobDetails:
     """Parses job_details.lua's reply (after its status code)."""
     (now, state, created, attempts, progress, number, width, height, prompt) = reply[:9]
     started, finished, cancel_requested, last_error, position = reply[9:14]
-    seen, busy, ahead_read, ahead, render = reply[14:19]
+    seen, busy, new_jobs, pending_ahead, new_ahead, images, render, paused = reply[14:22]
     return JobDetails(
         token=token,
         state=JobState(state),
@@ -107,7 +182,39 @@ def job_details(token: str, reply: Sequence[Any]) -> JobDetails:
         position=int(position) if int(position) >= 0 else None,
         workers_seen=int(seen),
         busy_workers=int(busy),
-        ahead_read=int(ahead_read),
-        ahead_images={res: int(n) for res, n in pairs(ahead).items()},
+        ahead=WorkAhead.from_reply(
+            (busy, new_jobs, pending_ahead, new_ahead),
+            images,
+            (f"{width}x{height}", int(number)) if state == JobState.NEW.value else None,
+        ),
+        render_times=render_times(render),
+        paused_ms=int(paused) if int(paused) >= 0 else None,
+    )
+
+
+def wait_details(reply: Sequence[Any], number: int, width: int, height: int) -> JobDetails:
+    """Parses wait_estimate.lua's reply as the details of a job not yet added: new, at
+    the place the queue would give it, with nothing done (for the API's ETA)."""
+    now, seen, pending_jobs, new_jobs, new_ahead, images, render = reply
+    ahead = WorkAhead.from_reply((pending_jobs, new_jobs, pending_jobs, new_ahead), images)
+    return JobDetails(
+        token="",
+        state=JobState.NEW,
+        now_ms=int(now),
+        created_ms=int(now),
+        attempts=0,
+        progress=0,
+        number=number,
+        width=width,
+        height=height,
+        prompt="",
+        started_ms=None,
+        finished_ms=None,
+        cancel_requested_ms=None,
+        last_error=None,
+        position=int(pending_jobs) + int(new_ahead),
+        workers_seen=int(seen),
+        busy_workers=int(pending_jobs),
+        ahead=ahead,
         render_times=render_times(render),
     )

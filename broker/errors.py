@@ -8,6 +8,8 @@
     ├── TokenExists          a new job's token is already taken (import, collision)
     ├── TooManyOpenJobs      the client already holds its cap of unfinished jobs
     ├── TooManyStreams       the client already holds its cap of open event streams
+    ├── TooManyOpenImages    the job would pass the client's cap of images in open jobs
+    ├── IdempotencyConflict  an Idempotency-Key already names a different request
     └── InvalidJob           a job to store is malformed (an imported job's state is
                              none of new, pending, complete); nothing was written
 
@@ -42,6 +44,14 @@ class TokenExists(BrokerError):
 
 class TooManyOpenJobs(BrokerError):
     """The client is at its cap of open (new or pending) jobs; nothing was added."""
+
+
+class TooManyOpenImages(BrokerError):
+    """The client's open jobs would hold more images than its cap; nothing was added."""
+
+
+class IdempotencyConflict(BrokerError):
+    """The Idempotency-Key was first used with another request (body); nothing added."""
 
 
 class InvalidJob(BrokerError):

@@ -21,10 +21,10 @@ LIVE_MS = 30_000  # a worker seen this recently counts as live, unless the calle
 @dataclass(frozen=True, slots=True)
 class QueueFigures:
     now_ms: int  # the Redis clock
-    waiting: int  # new jobs a claim can take
+    waiting: int  # new jobs a claim can take (both waiting sets: FIFO and fair)
     reserved: int  # new jobs handed out by /getNextJob, withheld for a while
     pending: int  # claimed, under a lease
-    oldest_waiting_ms: int | None  # created_ms of the head of the queue
+    oldest_waiting_ms: int | None  # created_ms of the next job a claim would take
     oldest_open_ms: int | None  # created_ms of the oldest new or pending job
     new_images: int  # images of the jobs in state new (reserved ones included)
     pending_images: int  # images of the pending jobs
@@ -34,6 +34,7 @@ class QueueFigures:
     durations: dict[str, int]  # claim-to-complete histogram fields (see _lib.lua)
     since_ms: int | None  # the oldest throughput sample in the window, if any
     since_complete: int | None
+    paused_ms: int | None = None  # when the operator paused the queue; None: running
 
     @property
     def new(self) -> int:
@@ -58,7 +59,7 @@ def queue_figures(reply: Sequence[Any]) -> QueueFigures:
     """Parses queue_figures.lua's reply (after its status code)."""
     now, waiting, reserved, pending, oldest_waiting, oldest_open = reply[:6]
     new_images, pending_images, seen, counters, render, durations = reply[6:12]
-    since_ms, since_complete = reply[12:]
+    since_ms, since_complete, paused = reply[12:]
     return QueueFigures(
         now_ms=int(now),
         waiting=int(waiting),
@@ -74,4 +75,5 @@ def queue_figures(reply: Sequence[Any]) -> QueueFigures:
         durations={name: int(value) for name, value in pairs(durations).items()},
         since_ms=_absent(since_ms),
         since_complete=_absent(since_complete),
+        paused_ms=_absent(paused),
     )

@@ -64,3 +64,33 @@ class ImportedJob:
     state: JobState
     created_ms: int
     completed_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """What an add answered: the job's token and creation time; `replayed` when an
+    Idempotency-Key named a job added before (that job's token and time)."""
+
+    token: str
+    created_ms: int
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """One sweep call: expired leases requeued or failed, reservations ended, index
+    entries dropped because their job hash was gone. `full`: a batch reached
+    SDQ_SWEEP_LIMIT, so more may be due (call again at once); `recount`: the image
+    sums are to be counted again (the next figures read does it)."""
+
+    requeued: int
+    failed: int
+    unreserved: int
+    dropped: int
+    full: bool
+    recount: bool
+
+    @property
+    def counts(self) -> tuple[int, int, int]:
+        """(requeued, failed, unreserved)."""
+        return self.requeued, self.failed, self.unreserved

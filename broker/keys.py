@@ -8,17 +8,33 @@ clients that a script finds by itself (the head of `waiting`, a sweep of
 
     {p}:job:<token>   hash   one job (see broker/job.py for its fields)
     {p}:seq           string insertion counter: ties in creation time keep FIFO order
-    {p}:waiting       zset   state new and not reserved, score created_ms,
-                             member <seq:016d><token> (FIFO by time, then insertion)
-    {p}:active        zset   state new or pending, same score/member: QueueLength
+    {p}:waiting       zset   new, not reserved, queued first come first served: score
+                             created_ms, member <seq:016d><token> (FIFO by time, then insertion)
+    {p}:fair          zset   new, not reserved, queued fairly (SDQ_SCHEDULING=fair): score
+                             the job's virtual start tag (broker/fair.py), same member
+    {p}:active        zset   state new or pending, score created_ms, same member: QueueLength
     {p}:reserved      zset   jobs handed out by /getNextJob, score = reservation end
     {p}:leases        zset   pending jobs, member token, score = lease end (ms)
+    {p}:running       zset   pending jobs, member token, score = started_ms: what a fairly
+                             queued job's place counts once it is served
+    {p}:open          hash   token -> "<member> <number> <W>x<H> <client or ->" for each new
+                             or pending job: what lets a script drop the index entries of a
+                             job whose hash is gone (and fix the sums and the client's slot)
+    {p}:vtime         string the fair queue's virtual time: the start tag last served
+    {p}:vfinish       zset   client key -> virtual finish tag of its last fair job; tags at
+                             or below vtime are pruned (they no longer change a start)
+    {p}:clients       zset   client key -> images of its open jobs (SDQ_MAX_IMAGES_PER_CLIENT,
+                             top talkers)
+    {p}:control       hash   operator switches: `paused` (ms) and `paused_by` while paused
+    {p}:audit         list   the last 1,000 operator actions, newest first (sdq admin)
+    {p}:idem:<digest> hash   an Idempotency-Key's first job (token, request), for 24 hours
     {p}:stats         hash   monotonic counters (added, completed, failed, requeued…)
     {p}:wakeup        list   pushed on every new job; idle workers BLPOP on it
     {p}:workers       zset   workers, member = worker id, score = last seen (ms, Redis clock);
                              refreshed every SDQ_REPORT_INTERVAL_S (default 5 s) and at
                              least every idle poll, removed on graceful exit, pruned
                              after a day: count a worker live if seen in the last 30 s
+    {p}:worker_busy   hash   per worker: <id>:ms render time reported, <id>:since first seen
     {p}:render_ms     hash   render time per resolution, for ETAs, fields per "<W>x<H>":
                              <W>x<H>:images   images rendered (sum, integer)
                              <W>x<H>:ms       their render time in ms (sum, integer)
@@ -34,44 +50,54 @@ clients that a script finds by itself (the head of `waiting`, a sweep of
                              hold end, ms): the per-client stream cap of every replica
     {p}:images        hash   images of unfinished jobs, running sums kept by every script
                              that moves a job in or out of a state: new (reserved ones
-                             included), pending; O(1) figures for autoscaling. `counted`:
-                             when the sums were first counted job by job (queue_figures.lua)
+                             included), pending, and per resolution new:<W>x<H>,
+                             pending:<W>x<H>; O(1) figures and ETAs. `resolutions`: when the
+                             sums were last counted job by job (queue_figures.lua)
     {p}:limits:...    string/list  the /addJob rate limiter's windows (the `limits` library)
     {p}:throughput    zset   samples "<ms>:<complete counter>" (score ms) for jobs/minute
 """
 
 from dataclasses import dataclass
 
-# The KEYS of each script, in the order of its header, by QueueKeys name. `job` and
-# `client` are the one job's (client's) key a call is about: a script about one job
-# gets that job's key itself. `job_prefix` and `client_prefix` are prefixes a script
-# extends only with tokens (addresses) it finds by itself. `job` is always first and
-# `client` always last (add_job passes it only for a counted client), so
-# broker/queue.py builds the rest once (`fixed_keys`). tests/broker/test_lua_headers.py
-# checks this table against the headers.
-_SWEEP = "job_prefix waiting active reserved leases stats wakeup images client_prefix"
+# The KEYS of each script, in the order of its header, by QueueKeys name. `job`,
+# `idem` and `client` are the one job's (request's, client's) key a call is about: a
+# script about one job gets that job's key itself. `job_prefix` and `client_prefix` are
+# prefixes a script extends only with tokens (addresses) it finds by itself. `job` is
+# always first, `client` always last (add_job passes it only for a counted client) and
+# `idem` just before it (add_job's placeholder `{p}:idem:` when the request has no key),
+# so broker/queue.py builds the rest once (`fixed_keys`).
+# tests/broker/test_lua_headers.py checks this table against the headers.
+_INDEXES = "waiting fair active reserved leases running stats images open clients client_prefix"
+_SWEEP = f"job_prefix {_INDEXES} wakeup"
 _LAYOUTS = {
-    "add_job": "job waiting active stats wakeup seq images client",
-    "cancel_job": "job waiting active reserved leases stats images client_prefix",
-    "claim_job": _SWEEP,
-    "get_status": "job active",
-    "hold_client_slot": "client",
-    "import_job": "job waiting active leases stats wakeup seq images",
-    "job_details": "job active leases workers render_ms job_prefix",
-    "next_job": _SWEEP,
-    "queue_figures": "waiting reserved leases active stats images workers render_ms "
-    "durations throughput job_prefix",
-    "record_renders": "render_ms workers",
+    "add_job": "job waiting fair active stats wakeup seq images open clients vtime vfinish "
+    "job_prefix idem client",
+    "admin_status": "control clients client_prefix workers worker_busy leases job_prefix audit",
+    "cancel_client": f"job_prefix {_INDEXES} vfinish audit client",
+    "cancel_job": f"job {_INDEXES} vfinish audit",
+    "claim_job": f"{_SWEEP} vtime vfinish control",
+    "get_status": "job active fair waiting reserved leases running",
+    "hold_client_slot": "clients job_prefix client",
+    "import_job": "job waiting active leases running stats wakeup seq images open",
+    "job_details": "job active fair waiting reserved leases running workers render_ms images "
+    "control",
+    "next_job": f"{_SWEEP} vtime vfinish control",
+    "queue_figures": f"job_prefix {_INDEXES} workers render_ms durations throughput control",
+    "record_renders": "render_ms workers worker_busy",
     "release_client_slot": "client",
     "hold_stream": "streams",
     "release_stream": "streams",
-    "release_job": "job waiting active reserved leases stats wakeup images client_prefix",
+    "release_job": f"job {_SWEEP}",
     "renew_lease": "job leases",
     "requeue_expired": _SWEEP,
-    "set_state": "job waiting active reserved leases stats durations images client_prefix",
+    "retry_job": "job waiting fair active stats wakeup images open audit",
+    "set_paused": "control wakeup waiting fair audit",
+    "set_state": f"job {_INDEXES} durations vtime vfinish",
+    "wait_estimate": "waiting fair reserved leases images vtime vfinish workers render_ms",
 }
 SCRIPT_KEYS: dict[str, tuple[str, ...]] = {name: tuple(k.split()) for name, k in _LAYOUTS.items()}
-PER_CALL = ("job", "client", "streams")  # named by the call's own token or address
+# Keys named by the call's own token, Idempotency-Key or address.
+PER_CALL = ("job", "idem", "client", "streams")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +126,50 @@ class QueueKeys:
     @property
     def active(self) -> str:
         return f"{self.tag}:active"
+
+    @property
+    def fair(self) -> str:
+        return f"{self.tag}:fair"
+
+    @property
+    def running(self) -> str:
+        return f"{self.tag}:running"
+
+    @property
+    def open(self) -> str:
+        return f"{self.tag}:open"
+
+    @property
+    def vtime(self) -> str:
+        return f"{self.tag}:vtime"
+
+    @property
+    def vfinish(self) -> str:
+        return f"{self.tag}:vfinish"
+
+    @property
+    def clients(self) -> str:
+        return f"{self.tag}:clients"
+
+    @property
+    def control(self) -> str:
+        return f"{self.tag}:control"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.tag}:audit"
+
+    @property
+    def worker_busy(self) -> str:
+        return f"{self.tag}:worker_busy"
+
+    @property
+    def idem(self) -> str:
+        """The prefix of Idempotency-Key records; add_job's placeholder for no key."""
+        return f"{self.tag}:idem:"
+
+    def idem_for(self, digest: str) -> str:
+        return self.idem + digest
 
     @property
     def reserved(self) -> str:
@@ -161,5 +231,7 @@ class QueueKeys:
 
 
 def fixed_keys(keys: QueueKeys, script: str) -> list[str]:
-    """The script's KEYS apart from the per-call `job` and `client` keys, in order."""
-    return [getattr(keys, name) for name in SCRIPT_KEYS[script] if name not in PER_CALL]
+    """The script's KEYS apart from the per-call `job`, `client` and `streams` keys, in
+    order (`idem` as its placeholder, the bare prefix: a call with a key replaces it)."""
+    per_call = ("job", "client", "streams")
+    return [getattr(keys, name) for name in SCRIPT_KEYS[script] if name not in per_call]

@@ -17,15 +17,17 @@ from broker import details, figures
 from broker.details import JobDetails
 from broker.errors import StorageUnavailable
 from broker.figures import QueueFigures
-from broker.job import Claim, ImportedJob, JobSpec, StatusView
+from broker.job import Added, Claim, ImportedJob, JobSpec, StatusView, SweepResult
 from broker.keys import SCRIPT_KEYS, QueueKeys, fixed_keys
-from broker.lua import Call, Scripts, raise_for_code
+from broker.lua import Call, Scripts
 from broker.renders import FORGET_WORKER_AFTER_MS, RenderSample
 from broker.settings import BrokerSettings
 from broker.states import JobState
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+IDEMPOTENCY_MS = 24 * 3600 * 1000  # how long an Idempotency-Key answers its first job
 
 
 def _storage_errors(call: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
@@ -53,23 +55,41 @@ class Queue:
         self._fixed = {script: fixed_keys(self.keys, script) for script in SCRIPT_KEYS}
         self._job_prefix = self.keys.job_prefix
 
-    def _keys(self, script: str, token: str | None = None, client: str = "") -> list[str]:
+    def _keys(
+        self, script: str, token: str | None = None, client: str = "", idem: str = ""
+    ) -> list[str]:
         """The script's KEYS: the job's own key first when the call is about one job,
-        the client's zset (of jobs, or of event streams) last when it names one."""
+        the client's zset (of jobs, or of event streams) last when it names one, the
+        request's Idempotency-Key record (add_job: the bare prefix when there is none)
+        just before."""
         keys = self._fixed[script]
         if token is not None:
             keys = [self._job_prefix + token, *keys]
+        if idem:
+            keys = [self.keys.idem_for(idem) if key == self.keys.idem else key for key in keys]
         if client:
             per_client = self.keys.streams if "streams" in SCRIPT_KEYS[script] else self.keys.client
             keys = [*keys, per_client(client)]
         return keys
 
     async def _run(
-        self, script: str, args: list[str | int], token: str | None = None, client: str = ""
+        self,
+        script: str,
+        args: list[str | int],
+        token: str | None = None,
+        client: str = "",
+        idem: str = "",
     ) -> list[Any]:
-        return await self._scripts.run(script, self._keys(script, token, client), args)
+        return await self._scripts.run(script, self._keys(script, token, client, idem), args)
 
     @_storage_errors
+    async def call(
+        self, script: str, args: list[str | int], token: str | None = None, client: str = ""
+    ) -> list[Any]:
+        """One script call with its KEYS built as for the typed calls: for the modules
+        that add views of their own (broker/admin.py, broker/admission.py)."""
+        return await self._run(script, args, token, client)
+
     async def add_job(
         self,
         token: str,
@@ -81,29 +101,56 @@ class Queue:
         client: str = "",
         max_open: int = 0,
     ) -> int:
-        """Appends a new job; returns its creation time (ms, Redis clock).
-
-        With `client`, the job counts as that client's open job until it is finished,
-        and with `max_open` > 0 a client already holding that many is refused
-        (TooManyOpenJobs), atomically with the add."""
-        args: list[str | int] = [
-            token,
-            prompt,
-            number,
-            width,
-            height,
-            "" if created_ms is None else created_ms,
-            client,
-            max_open,
-        ]
-        (created,) = await self._run("add_job", args, token, client)
-        return int(created)
+        """Appends a new job; returns its creation time (ms, Redis clock). See `add`."""
+        job = (token, prompt, number, width, height)
+        added = await self.add(*job, created_ms=created_ms, client=client, max_open=max_open)
+        return added.created_ms
 
     @_storage_errors
-    async def hold_client_slot(self, client: str, token: str, max_open: int, hold_ms: int) -> None:
+    async def add(
+        self,
+        token: str,
+        prompt: str,
+        number: int,
+        width: int,
+        height: int,
+        *,
+        created_ms: int | None = None,
+        client: str = "",
+        max_open: int = 0,
+        max_images: int = 0,
+        once: tuple[str, str] | None = None,
+    ) -> Added:
+        """Queues a new job, first come first served or fairly (SDQ_SCHEDULING).
+
+        With `client`, the job counts as that client's open job until it is finished;
+        `max_open` > 0 refuses a client already holding that many (TooManyOpenJobs),
+        `max_images` > 0 one whose open jobs would then hold more images
+        (TooManyOpenImages), atomically with the add. `once` = (digest, request) of an
+        Idempotency-Key: the key's first job is answered again for IDEMPOTENCY_MS
+        instead of adding one (IdempotencyConflict when its request differs)."""
+        digest, request = once or ("", "")
+        args: list[str | int] = [token, prompt, number, width, height]
+        args += ["" if created_ms is None else created_ms, client, max_open, max_images]
+        args += [self.settings.scheduling.value, request, IDEMPOTENCY_MS]
+        created, first, replayed = await self._run("add_job", args, token, client, digest)
+        return Added(str(first), int(created), bool(replayed))
+
+    @_storage_errors
+    async def hold_client_slot(
+        self,
+        client: str,
+        token: str,
+        max_open: int,
+        hold_ms: int,
+        number: int = 1,
+        max_images: int = 0,
+    ) -> None:
         """Holds one of the client's open-job slots for `token` (before its captcha is
-        verified); raises TooManyOpenJobs at the cap. add_job then takes the slot."""
-        await self._run("hold_client_slot", [token, max_open, hold_ms], client=client)
+        verified); raises TooManyOpenJobs, or TooManyOpenImages when a job of `number`
+        images would pass `max_images`. add_job then takes the slot."""
+        args: list[str | int] = [token, max_open, hold_ms, number, max_images, client]
+        await self._run("hold_client_slot", args, client=client)
 
     @_storage_errors
     async def release_client_slot(self, client: str, token: str) -> bool:
@@ -250,13 +297,15 @@ class Queue:
         return JobState(outcome)
 
     @_storage_errors
-    async def requeue_expired(self) -> tuple[int, int, int]:
-        """Runs the sweep once: (requeued, failed, unreserved)."""
+    async def requeue_expired(self) -> SweepResult:
+        """Runs the sweep once (at most SDQ_SWEEP_LIMIT leases and reservations)."""
         s = self.settings
-        requeued, failed, unreserved = await self._run(
+        requeued, failed, unreserved, dropped, full, counted = await self._run(
             "requeue_expired", [s.max_attempts, s.retention_ms, s.sweep_limit]
         )
-        return int(requeued), int(failed), int(unreserved)
+        return SweepResult(
+            int(requeued), int(failed), int(unreserved), int(dropped), bool(full), not counted
+        )
 
     @_storage_errors
     async def wait_for_work(self, timeout_s: float) -> bool:
@@ -288,13 +337,15 @@ class Queue:
     async def cancel(self, token: str) -> JobState:
         """Withdraws a new or pending job (v2 DELETE); returns the state it had.
         A pending job's worker sees `cancel_requested` and stops (cancel_job.lua)."""
-        (previous,) = await self._run("cancel_job", [token, self.settings.retention_ms], token)
+        args: list[str | int] = [token, self.settings.retention_ms, ""]  # "": not audited
+        (previous,) = await self._run("cancel_job", args, token)
         return JobState(previous)
 
     @_storage_errors
-    async def job_details(self, token: str, live_ms: int, ahead_limit: int) -> JobDetails:
-        """One job with its place, the work ahead, live workers and render times."""
-        reply = await self._run("job_details", [live_ms, ahead_limit], token)
+    async def job_details(self, token: str, live_ms: int) -> JobDetails:
+        """One job with its place, the work ahead, live workers and render times: O(1)
+        reads whatever the queue's depth (job_details.lua, broker/details.py)."""
+        reply = await self._run("job_details", [live_ms], token)
         return details.job_details(token, reply)
 
     @_storage_errors
@@ -340,4 +391,4 @@ class Queue:
             ]
             calls.append((self._keys("import_job", job.token), args))
         replies = await self._scripts.run_many("import_job", calls)
-        return [str(raise_for_code(reply)[0]) for reply in replies]
+        return [str(self._scripts.values("import_job", reply)[0]) for reply in replies]

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from broker.fair import Scheduling
+
 T = TypeVar("T")
 
 
@@ -46,6 +48,8 @@ class BrokerSettings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     retention_s: int = Field(default=7 * 24 * 3600, ge=1)
     sweep_limit: int = Field(default=100, ge=1)
+    # how new jobs are queued (broker/fair.py); read where jobs are added (the API)
+    scheduling: Scheduling = Scheduling.FIFO
 
     @model_validator(mode="after")
     def _one_topology(self) -> Self:

@@ -1,7 +1,8 @@
 """The process layer: the `sdq` command and everything that starts, supervises and
 stops the service's processes. Nothing below (api/, gpu_worker/, broker/) imports it.
 
-    cli             the `sdq` command: up, api, worker, cluster, chaos, import-sqlite
+    cli             the `sdq` command: up, api, worker, cluster, chaos, import-sqlite, admin
+    admin           `sdq admin`: status, pause, resume, retry, cancel, cancel-client
     up              `sdq up`: API + worker + embedded Redis on one machine (quick start)
     cluster         `sdq cluster`: the compose topology as local processes
     chaos           `sdq chaos`: random SIGKILLs under simulated users, then a job count
@@ -19,6 +20,7 @@ stops the service's processes. Nothing below (api/, gpu_worker/, broker/) import
 """
 
 __all__ = [
+    "admin",
     "chaos",
     "chaos_report",
     "chaos_users",

@@ -174,7 +174,35 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("--batch-size", type=int, default=1000, help="jobs per round trip")
     migrate.add_argument("--no-secrets", action="store_true", help="do not print the secrets")
     migrate.set_defaults(run=_import_sqlite)
+    _admin_parser(commands)
     return parser
+
+
+def _admin(args: argparse.Namespace) -> int:
+    from sdq.admin import run
+
+    return run(args)
+
+
+def _admin_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    admin = commands.add_parser(
+        "admin", help="queue control: status, pause, resume, retry, cancel (SDQ_* settings)"
+    )
+    actions = admin.add_subparsers(dest="action", required=True)
+    status = actions.add_parser("status", help="depth, top talkers, workers, last actions")
+    status.add_argument("--top", type=int, default=10, help="clients shown")
+    status.add_argument("--entries", type=int, default=10, help="audit entries shown")
+    actions.add_parser("pause", help="workers take no job until resumed (adds go on)")
+    actions.add_parser("resume", help="workers take jobs again")
+    for name, what, helptext in (
+        ("retry", "token", "a failed job back to new, at its old place"),
+        ("cancel", "token", "cancel one open job"),
+        ("cancel-client", "client", "cancel every open job of one client key"),
+    ):
+        actions.add_parser(name, help=helptext).add_argument(what)
+    for parser in actions.choices.values():
+        parser.add_argument("--by", help="who acts, for the audit (default: user@host)")
+    admin.set_defaults(run=_admin)
 
 
 def _overrides(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for extra in ("token", "attempt", "worker"):
+        for extra in ("token", "attempt", "worker", "action", "target", "by"):
             if hasattr(record, extra):
                 entry[extra] = getattr(record, extra)
         if record.exc_info:

@@ -46,7 +46,8 @@ async def add_job(
     )
     if not isinstance(request, JobRequest):
         raise Rejected(400, request)
-    return LegacyReply(200, string_body(await submit(services, request, client)))
+    added = await submit(services, request, client)
+    return LegacyReply(200, string_body(added.token))
 
 
 async def get_job_status(

@@ -18,7 +18,7 @@ from api.v2.routes import router
 from api.v2.view import V2Context, load_job
 from api.v2.watch import JobWatches
 
-__all__ = ["errors", "eta", "events", "images", "install", "models", "routes", "view", "watch"]
+__all__ = ["errors", "events", "images", "install", "models", "routes", "view", "watch"]
 
 
 def install(app: FastAPI, settings: ApiSettings) -> None:

@@ -85,17 +85,23 @@ class JobView(BaseModel):
     resolution: str
     age_s: float = Field(description="seconds since the job was created (Redis clock)")
     position: int | None = Field(
-        description="jobs (new or pending) ahead of this one; null once it is finished"
+        description="jobs (new or pending) served before this one: first come first served, "
+        "those created earlier; with SDQ_SCHEDULING=fair, its exact place in the fair order "
+        "(it can grow when other clients' jobs arrive); null once it is finished"
     )
     attempts: int = Field(description="claims that ended without completion")
     progress: Progress
     eta_s: float | None = Field(
         description="estimated seconds until complete, from measured render times per "
-        "resolution and the live workers; null when unknown (no worker, no measurement) "
-        "or finished"
+        "resolution, the work ahead (estimated from the queue's running sums, see "
+        "docs/v2-api.md) and the live workers; null when unknown (no worker, no "
+        "measurement) or finished"
     )
     workers: Workers
     cancel_requested: bool = Field(description="the job was cancelled while it rendered")
+    queue_paused: bool = Field(
+        default=False, description="the operator paused the queue: no job starts until it resumes"
+    )
     images: list[str] | None = Field(
         description="when complete: one URL per image, in order; null before, or when "
         "this API is not told where images are stored"
@@ -113,6 +119,9 @@ class ResolutionTiming(BaseModel):
 
 class QueueView(BaseModel):
     depth: dict[str, int] = Field(description="jobs now in each live state: new, pending")
+    paused: bool = Field(
+        default=False, description="the operator paused the queue: workers take no job"
+    )
     totals: dict[str, int] = Field(
         description="lifetime counters: added, complete, failed, cancelled, requeued, ..."
     )

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request, Response
 
 from api.errors import Rejected
+from api.idempotency import HEADER as IDEMPOTENCY_KEY
+from api.idempotency import check_key
 from api.legacy.query import go_trim
 from api.legacy.rules import MAX_NUMBER, MIN_NUMBER, RESOLUTIONS, JobRequest
 from api.legacy.rules import check_job_request as check_rules
@@ -80,15 +82,38 @@ def _job_token(token: str) -> str:
     status_code=201,
     summary="Queue a job (the rules and captcha of /addJob)",
     responses={
-        400: {"model": ErrorResponse, "description": "captcha failed, or not a JSON object"},
-        422: {"model": ErrorResponse, "description": "fields break the rules (all listed)"},
-        429: {"model": ErrorResponse, "description": "too many requests or open jobs"},
-        503: _ERRORS[503],
+        400: {
+            "model": ErrorResponse,
+            "description": "captcha failed, not a JSON object, or a malformed Idempotency-Key",
+        },
+        422: {
+            "model": ErrorResponse,
+            "description": "fields break the rules (all listed), or the Idempotency-Key "
+            "was used for another request",
+        },
+        429: {"model": ErrorResponse, "description": "too many requests, open jobs or images"},
+        503: {
+            "model": ErrorResponse,
+            "description": "storage unavailable, or the queue is full (SDQ_MAX_WAIT_S: "
+            "Retry-After, and the estimated wait in the message)",
+        },
     },
 )
 async def create_job(
-    body: JobCreate, request: Request, response: Response, services: ServicesDep
+    body: JobCreate,
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_KEY,
+            description="the same key from the same client within 24 h answers the first "
+            "job instead of adding one (docs/v2-api.md)",
+        ),
+    ] = None,
 ) -> JobCreated:
+    key = "" if idempotency_key is None else check_key(idempotency_key)
     job = check_rules(
         go_trim(body.prompt),
         go_trim(str(body.number)),
@@ -97,8 +122,11 @@ async def create_job(
     )
     if not isinstance(job, JobRequest):
         raise Rejected(422, job)
-    token = await submit(services, job, services.clients.address(request.scope))
+    added = await submit(services, job, services.clients.address(request.scope), key)
+    token = added.token
     response.headers["Location"] = links(token).status
+    if added.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return JobCreated(token=token, state=JobState.NEW, links=links(token))
 
 
@@ -174,6 +202,7 @@ async def queue_overview(services: ServicesDep, context: ContextDep, counted: Co
     window = None if stats.since_ms is None else (stats.now_ms - stats.since_ms) / 1000
     return QueueView(
         depth={"new": stats.new, "pending": stats.pending},
+        paused=stats.paused_ms is not None,
         totals=stats.counters,
         workers=Workers(live=live, available=live > 0),
         jobs_per_minute=_round(stats.jobs_per_minute),

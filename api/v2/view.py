@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from api.eta import eta_seconds, live_workers
 from api.services import Services
 from api.settings import ApiSettings
-from api.v2.eta import eta_seconds, live_workers
 from api.v2.images import ImageUrls
 from api.v2.models import JobLinks, JobView, Progress, Workers
 from api.v2.watch import JobWatches
@@ -18,6 +18,7 @@ NO_ESTIMATE = "No render time has been measured yet: the ETA shows after the fir
 NO_IMAGE_URLS = "The images are stored, but this API is not configured to name their URLs."
 CANCELLED = "Cancelled by its owner."
 FAILED = "Rendering failed on every attempt; submitting the job again may work."
+PAUSED = "The queue is paused by its operator: the job keeps its place and starts once it resumes."
 
 
 # Why a job failed, for the public: a worker's own reason (an exception's text, a
@@ -48,9 +49,7 @@ def links(token: str) -> JobLinks:
 async def load_job(services: Services, context: V2Context, token: str) -> JobView:
     """Reads the job in one round trip and renders it; raises JobNotFound."""
     settings = context.settings
-    details = await services.queue.job_details(
-        token, round(settings.worker_live_s * 1000), settings.eta_ahead_limit
-    )
+    details = await services.queue.job_details(token, round(settings.worker_live_s * 1000))
     return job_view(details, context.images)
 
 
@@ -72,6 +71,7 @@ def job_view(details: JobDetails, images: ImageUrls | None) -> JobView:
         eta_s=eta,
         workers=Workers(live=workers, available=workers > 0),
         cancel_requested=details.cancel_requested_ms is not None,
+        queue_paused=details.paused_ms is not None,
         images=urls,
         error=public_error(details.last_error) if details.state is JobState.FAILED else None,
         notice=_notice(details, workers, eta, urls),
@@ -91,6 +91,8 @@ def _notice(
     details: JobDetails, workers: int, eta: float | None, urls: list[str] | None
 ) -> str | None:
     state = details.state
+    if state is JobState.NEW and details.paused_ms is not None:
+        return PAUSED
     if state is JobState.NEW and workers == 0:
         return NO_WORKER
     if not state.is_terminal and eta is None:

@@ -3,6 +3,10 @@
 Every script returns a list whose first element is a status code: 'OK', or one
 of the codes below. `raise_for_code` is the only place that maps a code to an
 exception; callers of `run` see either the reply after the code or an error.
+`Scripts.values` is the only place that checks a reply's shape: the values after
+'OK' must be as many as the script's header says (`REPLY_LENGTHS`), or the call is a
+BrokerError, never a ValueError of an unpacking caller (a Lua table with a hole, a
+nil from a field that is gone, ends the reply early).
 The same calls work on one Redis server and on a Redis Cluster: each script gets
 every key it touches in KEYS (broker/keys.py, SCRIPT_KEYS), all in one hash slot,
 so the cluster client sends it to the node that owns them.
@@ -22,16 +26,18 @@ from redis.exceptions import NoScriptError
 
 from broker.errors import (
     BrokerError,
+    IdempotencyConflict,
     InvalidJob,
     InvalidTransition,
     JobNotFound,
     StaleClaim,
     TokenExists,
+    TooManyOpenImages,
     TooManyOpenJobs,
     TooManyStreams,
 )
 
-__all__ = ["Scripts", "raise_for_code", "script_names", "script_source"]
+__all__ = ["REPLY_LENGTHS", "Scripts", "raise_for_code", "script_names", "script_source"]
 
 _INCLUDE = re.compile(r"^--@include (\S+)$", re.MULTILINE)
 
@@ -42,7 +48,39 @@ _ERRORS: dict[str, type[BrokerError]] = {
     "TOKEN_EXISTS": TokenExists,
     "TOO_MANY_OPEN": TooManyOpenJobs,
     "TOO_MANY_STREAMS": TooManyStreams,
+    "TOO_MANY_IMAGES": TooManyOpenImages,
+    "IDEMPOTENCY_MISMATCH": IdempotencyConflict,
     "BAD_STATE": InvalidJob,
+}
+
+# How many values each script returns after 'OK' (its header's Returns; several
+# when it has several shapes). tests/broker/test_lua_headers.py checks them there.
+REPLY_LENGTHS: dict[str, frozenset[int]] = {
+    name: frozenset(lengths)
+    for name, lengths in {
+        "add_job": (3,),
+        "admin_status": (8,),
+        "cancel_client": (2,),
+        "cancel_job": (1,),
+        "claim_job": (0, 8),
+        "get_status": (9,),
+        "hold_client_slot": (0,),
+        "hold_stream": (0,),
+        "import_job": (1,),
+        "job_details": (22,),
+        "next_job": (0, 5),
+        "queue_figures": (15,),
+        "record_renders": (1,),
+        "release_client_slot": (1,),
+        "release_job": (1,),
+        "release_stream": (1,),
+        "renew_lease": (1,),
+        "requeue_expired": (6,),
+        "retry_job": (0,),
+        "set_paused": (1,),
+        "set_state": (2,),
+        "wait_estimate": (7,),
+    }.items()
 }
 Call = tuple[list[str], list[str | int]]  # one script call's KEYS and ARGV
 
@@ -95,7 +133,19 @@ class Scripts:
             reply = await self._redis.evalsha(script.sha, len(keys), *keys, *args)
         except NoScriptError:  # a restarted Redis: the registered script reloads itself
             reply = await script(keys=keys, args=args)
-        return raise_for_code(reply)
+        return self.values(name, reply)
+
+    @staticmethod
+    def values(name: str, reply: Any) -> list[Any]:
+        """The values of a script's reply after 'OK', checked against its shape; raises
+        the code's exception, or BrokerError for a reply of the wrong shape."""
+        if not isinstance(reply, list) or not reply:
+            raise BrokerError(f"{name}.lua: not a script reply: {type(reply).__name__}")
+        values = raise_for_code(reply)
+        if len(values) not in REPLY_LENGTHS[name]:
+            expected = " or ".join(str(n) for n in sorted(REPLY_LENGTHS[name]))
+            raise BrokerError(f"{name}.lua: a reply of {len(values)} values, not {expected}")
+        return values
 
     async def run_many(self, name: str, calls: Sequence[Call]) -> list[list[Any]]:
         """Many calls of one script in one pipelined round trip; returns each raw reply

@@ -5,7 +5,9 @@ polling the old token sees the same State, Age and QueueLength after the
 switch. Idempotent: a token that already exists is left untouched.
 
   new       waiting + active, like add_job (FIFO by created_ms, then by the
-            order of import through the seq counter)
+            order of import through the seq counter), whatever the scheduling
+            mode: the original's queue was first come first served, and its jobs
+            are the oldest, so they are served first
   pending   active + a lease sized to the work (as set_state gives a legacy
             backend), starting now: if the old backend still finishes it, its
             /setJobStatus complete succeeds; if it is gone, the sweep brings the
@@ -19,10 +21,12 @@ KEYS:
   [2] waiting           zset  new, not reserved; score created_ms, member <seq:016d><token>
   [3] active            zset  new or pending; same score and member
   [4] leases            zset  token -> lease end (ms)
-  [5] stats             hash  lifetime counters (this script counts `imported`)
-  [6] wakeup            list  pushed when a new job is imported
-  [7] seq               string  insertion counter
-  [8] images            hash  images per unfinished state
+  [5] running           zset  pending token -> started_ms
+  [6] stats             hash  lifetime counters (this script counts `imported`)
+  [7] wakeup            list  pushed when a new job is imported
+  [8] seq               string  insertion counter
+  [9] images            hash  images per unfinished state and resolution
+  [10] open             hash  token -> record of each open job
 ARGV:
   [1] token             32 lower-case hex characters
   [2] prompt            printable ASCII
@@ -44,7 +48,8 @@ Returns:
 --@include _lib.lua
 
 local K = {job = KEYS[1], waiting = KEYS[2], active = KEYS[3], leases = KEYS[4],
-  stats = KEYS[5], wakeup = KEYS[6], seq = KEYS[7], images = KEYS[8]}
+  running = KEYS[5], stats = KEYS[6], wakeup = KEYS[7], seq = KEYS[8], images = KEYS[9],
+  open = KEYS[10]}
 local token = ARGV[1]
 if redis.call('EXISTS', K.job) == 1 then
   return {'OK', 'present'}
@@ -70,8 +75,16 @@ redis.call('HSET', K.job,
   'token', token, 'prompt', ARGV[2], 'number', ARGV[3], 'width', ARGV[4],
   'height', ARGV[5], 'state', state, 'created_ms', created, 'member', member,
   'attempts', 0, 'fence', 0, 'progress', 0, 'lease_until', 0)
+if redis.call('HEXISTS', K.images, 'resolutions') == 0 and redis.call('ZCARD', K.active) == 0 then
+  redis.call('DEL', K.images)  -- an empty queue's sums are 0: counted, job by job
+  redis.call('HSET', K.images, 'resolutions', now)
+end
 redis.call('HINCRBY', K.stats, 'imported', 1)
-move_images(K, tonumber(ARGV[3]), nil, state)
+local res = ARGV[4] .. 'x' .. ARGV[5]
+move_images(K, tonumber(ARGV[3]), res, nil, state)
+if state ~= 'complete' then
+  record_open(K, token, member, ARGV[3], res, '')
+end
 
 if state == 'new' then
   redis.call('ZADD', K.waiting, tonumber(created), member)
@@ -82,6 +95,7 @@ elseif state == 'pending' then
   local lease_ms = tonumber(ARGV[9]) + math.ceil(tonumber(ARGV[10]) * pixels / 1000000)
   redis.call('ZADD', K.active, tonumber(created), member)
   redis.call('ZADD', K.leases, now + lease_ms, token)
+  redis.call('ZADD', K.running, now, token)
   redis.call('HSET', K.job, 'fence', 1, 'started_ms', now, 'lease_until', now + lease_ms,
     'worker', 'import')
 else

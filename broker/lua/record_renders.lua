@@ -8,6 +8,9 @@ KEYS:
                               <W>x<H>:ms       their render time in ms (sum)
                               <W>x<H>:ewma_ms  per-image ms, weighted to recent reports
   [2] workers           zset  "{p}:workers", member worker id, score last seen (ms)
+  [3] worker_busy       hash  "{p}:worker_busy": <id>:ms render time this worker
+                              reported (sum), <id>:since when it was first seen (ms);
+                              sdq admin status shows ms / (last seen - since)
 ARGV:
   [1] worker            the worker's id
   [2] presence          'live' (seen now) or 'gone' (graceful exit: removed)
@@ -18,8 +21,10 @@ Returns:
 ]]
 --@include _lib.lua
 
-local K = {render_ms = KEYS[1], workers = KEYS[2]}
+local K = {render_ms = KEYS[1], workers = KEYS[2], worker_busy = KEYS[3]}
 local now = now_ms()
+local worker = ARGV[1]
+local busy_ms = 0
 for i = 4, #ARGV - 2, 3 do
   local res, images, ms = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   if images and ms and images > 0 then
@@ -32,12 +37,20 @@ for i = 4, #ARGV - 2, 3 do
     redis.call('HINCRBY', K.render_ms, res .. ':images', images)
     redis.call('HINCRBY', K.render_ms, res .. ':ms', ms)
     redis.call('HSET', K.render_ms, res .. ':ewma_ms', math.floor(ewma + 0.5))
+    busy_ms = busy_ms + ms
   end
 end
 if ARGV[2] == 'gone' then
-  redis.call('ZREM', K.workers, ARGV[1])
+  redis.call('ZREM', K.workers, worker)
+  redis.call('HDEL', K.worker_busy, worker .. ':ms', worker .. ':since')
 else
-  redis.call('ZADD', K.workers, now, ARGV[1])
+  redis.call('ZADD', K.workers, now, worker)
+  redis.call('HSETNX', K.worker_busy, worker .. ':since', now)
+  redis.call('HINCRBY', K.worker_busy, worker .. ':ms', busy_ms)
 end
-redis.call('ZREMRANGEBYSCORE', K.workers, '-inf', now - tonumber(ARGV[3]))
+local forgotten = now - tonumber(ARGV[3])
+for _, gone in ipairs(redis.call('ZRANGEBYSCORE', K.workers, '-inf', forgotten)) do
+  redis.call('HDEL', K.worker_busy, gone .. ':ms', gone .. ':since')
+end
+redis.call('ZREMRANGEBYSCORE', K.workers, '-inf', forgotten)
 return {'OK', now}

@@ -1,19 +1,26 @@
 --[[
 release_job.lua: a worker gives a claimed job back (render or upload failed,
-or it is shutting down). The attempt counts; the job returns to the head of
-the queue with its creation time, or becomes failed at max_attempts. Fenced.
+or it is shutting down). The attempt counts; the job returns to its place in the
+queue (creation time or start tag kept), or becomes failed at max_attempts. Fenced.
 
 KEYS:
   [1] job               hash  "{p}:job:<token>": the claimed job
-  [2] waiting           zset  new, not reserved (the job returns to it)
-  [3] active            zset  new or pending (a failed job leaves it)
-  [4] reserved          zset  token -> reservation end (ms)
-  [5] leases            zset  token -> lease end (ms)
-  [6] stats             hash  lifetime counters (requeued, failed)
-  [7] wakeup            list  pushed when the job is claimable again
-  [8] images            hash  images per unfinished state
-  [9] client_prefix     "{p}:client:"; a failed job's client zset is client_prefix ..
+  [2] job_prefix        "{p}:job:"; (a job's hash is job_prefix .. token: the shared
+                        give-up step drops a job whose hash is gone, which the fence
+                        check has ruled out here)
+  [3] waiting           zset  new, not reserved, FIFO (a FIFO job returns to it)
+  [4] fair              zset  new, not reserved, queued fairly (a fair job returns to it)
+  [5] active            zset  new or pending (a failed job leaves it)
+  [6] reserved          zset  token -> reservation end (ms)
+  [7] leases            zset  token -> lease end (ms)
+  [8] running           zset  pending token -> started_ms
+  [9] stats             hash  lifetime counters (requeued, failed)
+  [10] images           hash  images per unfinished state and resolution
+  [11] open             hash  token -> record of each open job
+  [12] clients          zset  client key -> images of its open jobs
+  [13] client_prefix    "{p}:client:"; a failed job's client zset is client_prefix ..
                         the address in the job's `client` field
+  [14] wakeup           list  pushed when the job is claimable again
 ARGV:
   [1] token
   [2] fence             the claim's fencing token (returned by the claim)
@@ -28,9 +35,10 @@ Returns:
 ]]
 --@include _lib.lua
 
-local K = {job = KEYS[1], waiting = KEYS[2], active = KEYS[3], reserved = KEYS[4],
-  leases = KEYS[5], stats = KEYS[6], wakeup = KEYS[7], images = KEYS[8],
-  client_prefix = KEYS[9]}
+local K = {job = KEYS[1], job_prefix = KEYS[2], waiting = KEYS[3], fair = KEYS[4],
+  active = KEYS[5], reserved = KEYS[6], leases = KEYS[7], running = KEYS[8], stats = KEYS[9],
+  images = KEYS[10], open = KEYS[11], clients = KEYS[12], client_prefix = KEYS[13],
+  wakeup = KEYS[14]}
 local refused = claim_error(K.job, ARGV[2])
 if refused then
   return {refused}

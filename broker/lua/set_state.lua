@@ -7,15 +7,21 @@ Allowed: new -> pending (starts a lease sized to the work), pending -> complete
 
 KEYS:
   [1] job               hash  "{p}:job:<token>": the job
-  [2] waiting           zset  new, not reserved (member <seq:016d><token>)
-  [3] active            zset  new or pending
-  [4] reserved          zset  token -> reservation end (ms)
-  [5] leases            zset  token -> lease end (ms)
-  [6] stats             hash  lifetime counters (this script counts `complete`)
-  [7] durations         hash  claim-to-complete histogram (fields in _lib.lua)
-  [8] images            hash  images per unfinished state
-  [9] client_prefix     "{p}:client:"; a complete job's client zset is client_prefix ..
+  [2] waiting           zset  new, not reserved, FIFO (member <seq:016d><token>)
+  [3] fair              zset  new, not reserved, queued fairly
+  [4] active            zset  new or pending
+  [5] reserved          zset  token -> reservation end (ms)
+  [6] leases            zset  token -> lease end (ms)
+  [7] running           zset  pending token -> started_ms
+  [8] stats             hash  lifetime counters (this script counts `complete`)
+  [9] images            hash  images per unfinished state and resolution
+  [10] open             hash  token -> record of each open job
+  [11] clients          zset  client key -> images of its open jobs
+  [12] client_prefix    "{p}:client:"; a complete job's client zset is client_prefix ..
                         the address in the job's `client` field
+  [13] durations        hash  claim-to-complete histogram (fields in _lib.lua)
+  [14] vtime            string  the fair queue's virtual time (moves to the start tag)
+  [15] vfinish          zset  client key -> last virtual finish tag (pruned)
 ARGV:
   [1] token
   [2] target            'pending' or 'complete'
@@ -32,14 +38,15 @@ Returns:
 ]]
 --@include _lib.lua
 
-local K = {job = KEYS[1], waiting = KEYS[2], active = KEYS[3], reserved = KEYS[4],
-  leases = KEYS[5], stats = KEYS[6], durations = KEYS[7], images = KEYS[8],
-  client_prefix = KEYS[9]}
+local K = {job = KEYS[1], waiting = KEYS[2], fair = KEYS[3], active = KEYS[4],
+  reserved = KEYS[5], leases = KEYS[6], running = KEYS[7], stats = KEYS[8], images = KEYS[9],
+  open = KEYS[10], clients = KEYS[11], client_prefix = KEYS[12], durations = KEYS[13],
+  vtime = KEYS[14], vfinish = KEYS[15]}
 local token = ARGV[1]
 local f = redis.call('HMGET', K.job, 'state', 'member', 'number', 'width', 'height', 'fence',
-  'started_ms')
+  'started_ms', 'vstart')
 local state, member = f[1], f[2]
-if not state then
+if not state or not member then
   return {'NOT_FOUND'}
 end
 local now = now_ms()
@@ -48,7 +55,8 @@ if target == 'pending' and state == 'new' then
   local number = tonumber(f[3])
   local pixels = number * tonumber(f[4]) * tonumber(f[5])
   local lease_ms = tonumber(ARGV[3]) + math.ceil(tonumber(ARGV[4]) * pixels / 1000000)
-  local fence = start_lease(K, K.job, token, member, number, now, lease_ms, ARGV[7])
+  local fence = start_lease(K, K.job, token, member, number, f[4] .. 'x' .. f[5], f[8], now,
+    lease_ms, ARGV[7])
   return {'OK', fence, now + lease_ms}
 end
 if target == 'complete' and state == 'pending' then

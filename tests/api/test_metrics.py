@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from api.app import create_app
 from api.settings import ApiSettings
+from broker.admin import QueueAdmin
 from broker.queue import Queue
 from broker.states import JobState
 from sdq.supervisor import free_port
@@ -77,6 +78,17 @@ async def test_metrics_waiting_and_pending_images_are_unlabeled_gauges(
     assert value(samples, "sdq_queue_pending_images") == 0
     for name in ("sdq_queue_waiting_images", "sdq_queue_pending_images"):
         assert [labels for (sample, labels) in samples if sample == name] == [()]
+
+
+async def test_metrics_say_when_the_operator_paused_the_queue(
+    client: httpx.AsyncClient, queue: Queue
+) -> None:
+    admin = QueueAdmin(queue, "ops@host")
+    assert value(await scrape(client), "sdq_queue_paused") == 0
+    await admin.pause()
+    assert value(await scrape(client), "sdq_queue_paused") == 1
+    await admin.resume()
+    assert value(await scrape(client), "sdq_queue_paused") == 0
 
 
 async def test_metrics_oldest_waiting_age_comes_from_the_redis_clock(

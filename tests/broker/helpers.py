@@ -102,37 +102,81 @@ def _glob_escape(text: str) -> str:
 async def check_indexes(queue: Queue) -> None:
     """Asserts that the ordered sets and the job hashes agree, both ways:
 
-    waiting = new and not reserved; reserved = new; active = new or pending;
-    leases = pending; a terminal job is in no ordered set and has a TTL."""
+    waiting = new, not reserved, queued FIFO (score created_ms); fair = the same,
+    queued fairly (score its start tag); reserved = new; active = new or pending;
+    leases = running = pending; {p}:open holds a record of each open job; a
+    terminal job is in no ordered set and has a TTL; the client sums match."""
     k, redis = queue.keys, queue.redis
     jobs = await job_hashes(queue)
     waiting, active = await scores(redis, k.waiting), await scores(redis, k.active)
+    fair, running = await scores(redis, k.fair), await scores(redis, k.running)
     reserved, leases = set(await scores(redis, k.reserved)), set(await scores(redis, k.leases))
+    records = cast(dict[str, str], await redis.hgetall(k.open))
     partial = {t: job for t, job in jobs.items() if "member" not in job}
     assert not partial, f"job hashes without a member: {partial}"
     by_member = {job["member"]: t for t, job in jobs.items()}
-    for name, members in (("waiting", waiting), ("active", active)):
+    for name, members in (("waiting", waiting), ("fair", fair), ("active", active)):
         for member, score in members.items():
             assert member in by_member, f"{name} keeps {member}, whose job is gone"
-            assert score == int(jobs[by_member[member]]["created_ms"]), f"{name} score"
-    for name, tokens in (("reserved", reserved), ("leases", leases)):
+            job = jobs[by_member[member]]
+            expected = float(job["vstart"]) if name == "fair" else int(job["created_ms"])
+            assert score == expected, f"{name} score"
+    for name, tokens in (("reserved", reserved), ("leases", leases), ("open", set(records))):
         gone = tokens - jobs.keys()
         assert not gone, f"{name} keeps {gone}, whose jobs are gone"
+    images: dict[str, int] = {}
     for t, job in jobs.items():
-        state, member = job["state"], job["member"]
+        state, member, is_fair = job["state"], job["member"], "vstart" in job
+        queued = state == "new" and t not in reserved
         expected = {
-            "waiting": state == "new" and t not in reserved,
+            "waiting": queued and not is_fair,
+            "fair": queued and is_fair,
             "active": state in ("new", "pending"),
             "reserved": state == "new" and t in reserved,
             "leases": state == "pending",
+            "running": state == "pending",
+            "open": state in ("new", "pending"),
         }
         actual = {
             "waiting": member in waiting,
+            "fair": member in fair,
             "active": member in active,
             "reserved": t in reserved,
             "leases": t in leases,
+            "running": t in running,
+            "open": t in records,
         }
         assert actual == expected, f"job {t} in state {state}: indexes {actual}"
+        if state == "pending":
+            assert running[t] == int(job["started_ms"]), f"running score of {t}"
+        if t in records:
+            resolution = f"{job['width']}x{job['height']}"
+            client = job.get("client", "-")
+            assert records[t] == f"{member} {job['number']} {resolution} {client}", t
+        if "client" in job:
+            images[job["client"]] = images.get(job["client"], 0) + int(job["number"])
         if state in TERMINAL:
             # -2: it expired since it was read, which is fine; -1 would be a leak
             assert await redis.pttl(k.job(t)) != -1, f"terminal job {t} has no TTL"
+    clients = {c: int(n) for c, n in (await scores(redis, k.clients)).items() if int(n)}
+    assert clients == images, "open images per client"
+
+
+async def brute_force_sums(queue: Queue) -> dict[str, int]:
+    """Images of unfinished jobs per state and per state:resolution, job by job: what
+    the running sums of {p}:images must equal (zero fields left out)."""
+    sums: dict[str, int] = {}
+    for job in (await job_hashes(queue)).values():
+        state = job["state"]
+        if state in ("new", "pending"):
+            for field in (state, f"{state}:{job['width']}x{job['height']}"):
+                sums[field] = sums.get(field, 0) + int(job["number"])
+    return sums
+
+
+async def check_sums(queue: Queue) -> None:
+    """The running sums equal a count job by job (once they are counted)."""
+    stored = cast(dict[str, str], await queue.redis.hgetall(queue.keys.images))
+    assert "resolutions" in stored, "the sums are marked to be counted again"
+    kept = {name: int(n) for name, n in stored.items() if name != "resolutions" and int(n)}
+    assert kept == await brute_force_sums(queue)

@@ -1,6 +1,7 @@
 """Queue.figures(): every figure of the whole queue in one script call, on every engine.
-The images per state are running sums the scripts keep (O(1) to read); after any
-sequence of operations they equal a brute-force count over the job hashes."""
+The images per state (and per resolution) are running sums the scripts keep (O(1)
+to read); after any sequence of operations (FIFO and fair adds, operator actions
+included) they equal a brute-force count over the job hashes, and the indexes agree."""
 
 from __future__ import annotations
 
@@ -10,12 +11,22 @@ from contextlib import suppress
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from broker.admin import QueueAdmin
 from broker.errors import InvalidTransition, JobNotFound, StaleClaim, TokenExists
+from broker.fair import Scheduling
 from broker.job import ImportedJob
 from broker.queue import Queue
 from broker.renders import RenderSample
 from broker.states import JobState
-from tests.broker.helpers import add, job_hashes, server_ms, token, tuned
+from tests.broker.helpers import (
+    add,
+    check_indexes,
+    check_sums,
+    job_hashes,
+    server_ms,
+    token,
+    tuned,
+)
 
 
 async def brute_force_images(queue: Queue) -> dict[str, int]:
@@ -139,18 +150,22 @@ OPERATIONS = st.tuples(
         + ["pending"] * 2
         + ["import_new", "import_pending", "import_complete", "next", "complete"]
         + ["stale_release", "cancel", "expire_reservations", "sweep"]
+        + ["add_fair"] * 2
+        + ["retry", "cancel_client", "pause", "resume"]
     ),
     st.integers(0, 2),  # few jobs, so that most operations find one to act on
     st.integers(1, 16),
 )
+SIZES = [(576, 576), (768, 576), (1024, 576)]
+CLIENTS = ["198.51.100.1", "2001:db8::/64"]
 
 
 async def operate(q: Queue, name: str, i: int, number: int) -> None:
     t = token(i)
     fence = int(await q.redis.hget(q.keys.job(t), "fence") or 0)
     with suppress(JobNotFound, InvalidTransition, StaleClaim, TokenExists):
-        if name == "add":
-            await add(q, i, number=number)
+        if name in ("add", "add_fair", "retry", "cancel_client", "pause", "resume"):
+            await operate_more(q, name, i, number)
         elif name.startswith("import_"):
             await q.import_jobs([imported(i, JobState(name.removeprefix("import_")), number)])
         elif name == "next":
@@ -172,6 +187,24 @@ async def operate(q: Queue, name: str, i: int, number: int) -> None:
             await q.requeue_expired()
 
 
+async def operate_more(q: Queue, name: str, i: int, number: int) -> None:
+    """Adds (FIFO or fair, of several clients and sizes) and the operator's actions."""
+    admin = QueueAdmin(q, "tester@host")
+    if name in ("add", "add_fair"):
+        scheduling = Scheduling.FAIR if name == "add_fair" else Scheduling.FIFO
+        width, height = SIZES[number % 3]
+        client = CLIENTS[number % 2] if number % 3 else ""
+        await tuned(q, scheduling=scheduling).add_job(
+            token(i), f"job {i}", number, width, height, client=client
+        )
+    elif name == "retry":
+        await admin.retry(token(i))
+    elif name == "cancel_client":
+        await admin.cancel_client(CLIENTS[i % 2])
+    else:
+        await (admin.pause() if name == "pause" else admin.resume())
+
+
 @settings(
     max_examples=50,
     deadline=None,
@@ -186,6 +219,8 @@ async def test_figures_images_equal_a_brute_force_count_after_any_operations(
     for name, i, number in steps:
         await operate(q, name, i, number)
     await check_images(q)
+    await check_sums(q)
+    await check_indexes(q)
     f = await q.figures()
     states = [job["state"] for job in (await job_hashes(q)).values()]
     assert (f.new, f.pending) == (states.count("new"), states.count("pending"))

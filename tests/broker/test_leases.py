@@ -21,7 +21,7 @@ async def claim_expired(queue: Queue, worker: str = "w") -> Claim:
     assert claim is not None
 
     async def swept() -> bool:
-        return sum((await queue.requeue_expired())[:2]) == 1
+        return sum((await queue.requeue_expired()).counts[:2]) == 1
 
     await eventually(swept)
     return claim
@@ -90,7 +90,7 @@ async def test_lease_held_is_not_swept(queue: Queue) -> None:
     claim = await queue.claim("w", lease_ms=60_000)
     assert claim is not None
 
-    assert await queue.requeue_expired() == (0, 0, 0)
+    assert (await queue.requeue_expired()).counts == (0, 0, 0)
     assert (await queue.status(token(1))).state is JobState.PENDING
 
 
@@ -104,7 +104,7 @@ async def test_renew_lease_extends_the_lease(queue: Queue) -> None:
 
     assert until >= claim.lease_until_ms + 60_000 - SHORT_MS
     assert await queue.redis.zscore(queue.keys.leases, token(1)) == until
-    assert await queue.requeue_expired() == (0, 0, 0)
+    assert (await queue.requeue_expired()).counts == (0, 0, 0)
     status = await queue.status(token(1))
     assert (status.state, status.progress) == (JobState.PENDING, 1)
 
@@ -151,5 +151,5 @@ async def test_legacy_pending_lease_expires_like_a_claim(queue: Queue) -> None:
     _, until = await q.set_state(token(1), JobState.PENDING)
     await wait_past(q.redis, until)
 
-    assert await q.requeue_expired() == (1, 0, 0)
+    assert (await q.requeue_expired()).counts == (1, 0, 0)
     assert (await q.status(token(1))).state is JobState.NEW

@@ -16,7 +16,7 @@ import pytest
 
 from broker.errors import BrokerError
 from broker.keys import PER_CALL, SCRIPT_KEYS, QueueKeys
-from broker.lua import _ERRORS, raise_for_code, script_names, script_source
+from broker.lua import _ERRORS, REPLY_LENGTHS, raise_for_code, script_names, script_source
 from broker.queue import Queue
 from broker.settings import BrokerSettings
 
@@ -272,3 +272,25 @@ def test_lua_prefix_rule_check_catches_a_key_built_from_a_literal() -> None:
     assert not key_is_given("other", source, rules, frozenset())
     assert not key_is_given("K.job_prefix", source, rules, frozenset())
     assert not key_is_given("K.stats .. token", source, {"stats": "[2] stats hash"}, frozenset())
+
+
+def returned_lengths(name: str) -> set[int]:
+    """How many values follow 'OK' in each {'OK', ...} shape the header's Returns lists."""
+    text = raw(name)
+    returns = text[text.index("Returns:") : text.index("]]")]
+    lengths = set()
+    for match in re.finditer(r"\{'OK'", returns):
+        depth, values = 0, 0
+        for ch in returns[match.start() :]:
+            depth += ch == "{"
+            depth -= ch == "}"
+            values += ch == "," and depth == 1
+            if depth == 0:
+                break
+        lengths.add(values)
+    return lengths
+
+
+@pytest.mark.parametrize("name", script_names())
+def test_lua_reply_lengths_checked_in_one_place_are_the_header_s(name: str) -> None:
+    assert set(REPLY_LENGTHS[name]) == returned_lengths(name), name

@@ -99,7 +99,7 @@ async def test_next_job_reservation_of_a_job_that_was_claimed_meanwhile_is_dropp
     await q.complete(token(1), attempt)
 
     # Nothing comes back: the job is complete, its reservation is gone with it.
-    assert await q.requeue_expired() == (0, 0, 0)
+    assert (await q.requeue_expired()).counts == (0, 0, 0)
     assert await q.next_job() is None
     await check_indexes(q)
 

@@ -169,7 +169,7 @@ async def test_scripts_survive_a_flushed_script_cache_on_the_real_engine(
     await real_queue.renew_lease(claim.job.token, claim.fence)
     await real_queue.complete(claim.job.token, claim.fence)
     assert (await real_queue.status(token(1))).state is JobState.COMPLETE
-    assert await real_queue.requeue_expired() == (0, 0, 0)
+    assert (await real_queue.requeue_expired()).counts == (0, 0, 0)
 
 
 def test_scripts_shared_layout_documents_every_key_it_reads() -> None:

@@ -33,7 +33,7 @@ async def expire_claims(queue: Queue, n: int) -> None:
 async def test_sweep_of_a_quiet_queue_does_nothing(queue: Queue) -> None:
     await add(queue, 1)
 
-    assert await queue.requeue_expired() == (0, 0, 0)
+    assert (await queue.requeue_expired()).counts == (0, 0, 0)
     assert (await queue.status(token(1))).state is JobState.NEW
 
 
@@ -45,7 +45,8 @@ async def test_sweep_is_bounded_by_the_sweep_limit(queue: Queue) -> None:
 
     rounds = [await q.requeue_expired() for _ in range(4)]
 
-    assert rounds == [(2, 0, 0), (2, 0, 0), (1, 0, 0), (0, 0, 0)]
+    assert [r.counts for r in rounds] == [(2, 0, 0), (2, 0, 0), (1, 0, 0), (0, 0, 0)]
+    assert [r.full for r in rounds] == [True, True, False, False]
     assert (await q.counts())["new"] == 5
     await check_indexes(q)
 
@@ -68,7 +69,7 @@ async def test_sweep_counts_failed_jobs(queue: Queue) -> None:
         await add(q, i)
     await expire_claims(q, 3)
 
-    assert await q.requeue_expired() == (0, 3, 0)
+    assert (await q.requeue_expired()).counts == (0, 3, 0)
     assert (await q.counts())["failed"] == 3
     await check_indexes(q)
 
@@ -88,7 +89,9 @@ async def test_sweep_brings_back_expired_reservations(queue: Queue) -> None:
     ends = await scores(q.redis, q.keys.reserved)
     await wait_past(q.redis, int(max(ends.values())))
 
-    assert [await q.requeue_expired() for _ in range(3)] == [(0, 0, 2), (0, 0, 1), (0, 0, 0)]
+    rounds = [await q.requeue_expired() for _ in range(3)]
+    assert [r.counts for r in rounds] == [(0, 0, 2), (0, 0, 1), (0, 0, 0)]
+    assert [r.full for r in rounds] == [True, False, False]
     assert await q.redis.zcard(q.keys.waiting) == 3
     await check_indexes(q)
 

@@ -282,13 +282,14 @@ def test_compose_sets_only_real_settings() -> None:
                 assert variable in known, f"{name}: {variable} is not a settings field"
 
 
-def env_example() -> dict[str, str]:
-    """Every variable of .env.example, set or shown commented out with its default."""
+def env_example(commented_only: bool = False) -> dict[str, str]:
+    """Every variable of .env.example, set or shown commented out with its default
+    (only the commented ones: the defaults shown, not production's values set)."""
     found = {}
     for line in (ROOT / ".env.example").read_text(encoding="utf-8").splitlines():
-        match = re.fullmatch(r"#? ?([A-Z][A-Z0-9_]*)=(.*)", line)
-        if match:
-            found[match.group(1)] = match.group(2)
+        match = re.fullmatch(r"(#? ?)([A-Z][A-Z0-9_]*)=(.*)", line)
+        if match and (match.group(1) or not commented_only):
+            found[match.group(2)] = match.group(3)
     return found
 
 
@@ -319,7 +320,7 @@ def test_env_example_documents_every_setting() -> None:
 
 def test_env_example_shows_the_real_defaults() -> None:
     defaults = {**WorkerSettings.model_fields, **ApiSettings.model_fields}
-    for variable, shown in env_example().items():
+    for variable, shown in env_example(commented_only=True).items():
         field = defaults.get(variable.removeprefix("SDQ_").lower())
         if field is None or not shown or field.default is None:
             continue
@@ -376,3 +377,13 @@ def test_api_app_imports_without_the_worker_only_packages() -> None:
 def test_dockerignore_keeps_secrets_and_local_data_out_of_the_images() -> None:
     ignored = set((ROOT / ".dockerignore").read_text(encoding="utf-8").split())
     assert {".env", ".git", ".venv", "sdq-data", "sdq-cluster-data"} <= ignored
+
+
+def test_compose_and_env_example_set_the_same_per_client_caps() -> None:
+    """Production's caps are on: compose's API sets them (from .env when given), and
+    .env.example, which .env starts as, sets the same values."""
+    api = compose()["services"]["api"]["environment"]
+    shown = env_example()
+    for name in ("SDQ_MAX_OPEN_JOBS_PER_CLIENT", "SDQ_MAX_IMAGES_PER_CLIENT"):
+        assert api[name] == f"${{{name}:-{shown[name]}}}"
+        assert int(shown[name]) > 0

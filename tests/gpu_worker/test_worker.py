@@ -139,7 +139,7 @@ async def test_worker_never_completes_a_job_whose_lease_was_taken_over(
     await asyncio.to_thread(zombie_renderer.started.wait, 10)
     # The zombie's lease runs out (as if it had hung) and the sweep requeues the job.
     await real_queue.redis.zadd(real_queue.keys.leases, {T1: 0})
-    assert await real_queue.requeue_expired() == (1, 0, 0)
+    assert (await real_queue.requeue_expired()).counts == (1, 0, 0)
     second = await real_queue.claim("w-second", 60_000)
     assert second is not None and second.fence == 2
     gate.set()

@@ -294,6 +294,9 @@
   function sentence(view) {
     switch (view.state) {
       case "new":
+        if (view.queue_paused) {
+          return "The queue is paused; your job keeps its place (" + view.position + " ahead of it).";
+        }
         return view.position === 0 ? "Your job is next in the queue." :
           "Your job is queued; " + view.position + " ahead of it.";
       case "pending":

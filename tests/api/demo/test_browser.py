@@ -25,6 +25,7 @@ from sdq.embedded_redis import EmbeddedRedis
 from sdq.supervisor import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
+PREFIX = f"browser-{uuid.uuid4().hex[:8]}"  # the service's queue (sdq admin acts on it)
 REPO = Path(__file__).resolve().parents[3]
 SCREENSHOT_COPY = Path("/tmp/demo-screenshot.png")
 ARGS = [
@@ -70,7 +71,7 @@ def service(redis_engine: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactor
     images = tmp_path_factory.mktemp("images")
     common = {
         "redis_url": redis_engine.url,
-        "key_prefix": f"browser-{uuid.uuid4().hex[:8]}",
+        "key_prefix": PREFIX,
         "backend_secrets": "browser-test-backend-secret-0123",
         "images_dir": str(images),
     }
@@ -209,6 +210,36 @@ def test_demo_page_on_a_phone_screen_fits_and_uses_an_example_prompt(
         shutil.copyfile(tmp_path / "demo-phone.png", SCREENSHOT_COPY.with_name("demo-phone.png"))
     finally:
         context.close()
+
+
+def _admin(redis_engine: EmbeddedRedis, action: str) -> None:
+    env = _env(redis_url=redis_engine.url, key_prefix=PREFIX)
+    done = subprocess.run(
+        [sys.executable, "-m", "sdq", "admin", action], env=env, cwd=REPO, timeout=60,
+        capture_output=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_demo_page_says_the_queue_is_paused_and_goes_on_once_resumed(
+    offline_page: tuple[Any, list[str]], service: str, redis_engine: EmbeddedRedis
+) -> None:
+    page, _ = offline_page
+    _admin(redis_engine, "pause")
+    try:
+        page.goto(service + "/")
+        page.fill("#prompt", "The Dolomites, high detail, watercolor.")
+        page.fill("#number", "1")
+        page.click("#submit")
+        page.wait_for_function(
+            "() => document.querySelector('#status').innerText.includes('paused')",
+            timeout=30_000,
+        )
+        assert "paused by its operator" in page.inner_text("#notice")
+    finally:
+        _admin(redis_engine, "resume")
+    page.wait_for_function(IMAGES_LOADED, arg=1, timeout=60_000)
+    assert page.inner_text("#status") == "Done: 1 image ready."
 
 
 def test_demo_page_falls_back_to_polling_without_event_streams(

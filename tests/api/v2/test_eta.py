@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from api.v2.eta import eta_seconds, live_workers, per_image_ms
-from broker.details import JobDetails, RenderTime
+from api.eta import eta_seconds, live_workers, per_image_ms, wait_seconds
+from broker.details import NOTHING_AHEAD, JobDetails, RenderTime, WorkAhead
 from broker.states import JobState
 
 MEASURED = {"576x576": RenderTime(images=10, total_ms=20_000, recent_ms=1_000)}
@@ -28,8 +28,7 @@ JOB = JobDetails(
     position=0,
     workers_seen=1,
     busy_workers=0,
-    ahead_read=0,
-    ahead_images={},
+    ahead=NOTHING_AHEAD,
     render_times=MEASURED,
 )
 
@@ -48,9 +47,29 @@ def test_eta_of_a_job_at_the_head_is_its_own_images() -> None:
     assert eta_seconds(JOB) == 2.0
 
 
-def test_eta_extrapolates_the_jobs_ahead_it_did_not_read() -> None:
-    job = replace(JOB, position=30, ahead_read=10, ahead_images={"576x576": 10})
-    assert eta_seconds(job) == 30 * 1.0 + 2.0
+def test_eta_scales_each_state_s_sums_by_the_share_of_its_jobs_ahead() -> None:
+    # 2 pending jobs (both ahead) of 3 and 5 images; 40 new jobs holding 80 images,
+    # 10 of them ahead: 8 + 80 x 10/40 = 28 images ahead at 1 s
+    ahead = WorkAhead(2, 40, 2, 10, {"576x576": 8}, {"576x576": 80}, counted=True)
+    job = replace(JOB, position=12, busy_workers=2, ahead=ahead)
+
+    assert ahead.images() == {"576x576": 28.0}
+    assert eta_seconds(job) == 28 / 2 + 2.0
+    assert wait_seconds(job) == 14.0
+
+
+def test_eta_of_the_work_ahead_is_exact_when_the_jobs_ahead_are_like_the_mean() -> None:
+    # new jobs of 2 and 4 images alternate: any even number of them ahead is exact
+    ahead = WorkAhead(0, 10, 0, 4, {}, {"576x576": 30, "768x576": 0}, counted=True)
+
+    assert ahead.images() == {"576x576": 12.0, "768x576": 0.0}
+
+
+def test_eta_is_unknown_while_the_sums_are_to_be_counted_again() -> None:
+    ahead = WorkAhead(0, 3, 0, 2, {}, {"576x576": 3}, counted=False)
+
+    assert ahead.images() is None
+    assert eta_seconds(replace(JOB, position=2, ahead=ahead)) is None
 
 
 def test_eta_is_unknown_without_a_live_worker_or_a_measurement() -> None:

@@ -27,7 +27,7 @@ async def test_v2_events_push_each_change_until_the_job_is_complete(
     app: FastAPI = await make_app(**FAST)
     await report(queue, "gpu-1", (576, 576, 1, 1000))
     async with http(app) as client:
-        ahead = await submit(client, number=1)
+        ahead = await submit(client, number=2)
         token = await submit(client, number=2)
     stream = EventStream(app, f"/v2/jobs/{token}/events")
     events = stream.events()
@@ -38,7 +38,7 @@ async def test_v2_events_push_each_change_until_the_job_is_complete(
     assert stream.response_headers["cache-control"] == "no-cache"
     assert stream.retry == 1000
     assert (first.kind, first.data["state"], first.data["position"]) == ("status", "new", 1)
-    assert first.data["eta_s"] == 3.0
+    assert first.data["eta_s"] == 4.0
     assert first.id == "new.0.1.0.1"
 
     claim = await queue.claim("gpu-1")

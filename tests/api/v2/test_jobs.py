@@ -183,12 +183,12 @@ async def test_v2_get_job_eta_adds_the_work_ahead_and_its_own_images(
     client: httpx.AsyncClient, queue: Queue
 ) -> None:
     await report(queue, "gpu-1", (576, 576, 4, 4000), (1024, 576, 2, 6000))
-    await submit(client, number=2, resolution="576x576")  # 2 x 1 s ahead
-    await submit(client, number=1, resolution="1024x576")  # 1 x 3 s ahead
+    await submit(client, number=2, resolution="1024x576")  # 2 x 3 s ahead
+    await submit(client, number=2, resolution="1024x576")  # 2 x 3 s ahead
     token = await submit(client, number=3, resolution="576x576")  # 3 x 1 s own
     view = (await client.get(f"/v2/jobs/{token}")).json()
     assert view["workers"] == {"live": 1, "available": True}
-    assert view["eta_s"] == 8.0
+    assert view["eta_s"] == 12.0 + 3.0  # the jobs ahead are like the new jobs' mean: exact
     assert view["notice"] is None
 
 

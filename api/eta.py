@@ -8,8 +8,10 @@ The estimate is deliberately simple, and says "unknown" (None) rather than guess
 - a resolution nobody has measured yet is scaled by pixel count from the ones
   that were; with no measurement at all, or no live worker, there is no ETA.
 
-The jobs ahead are read up to a limit (job_details.lua); past it, the work of
-the ones read is extrapolated to the whole position.
+The work ahead is never read job by job: the place is exact, and the images of
+the jobs ahead are estimated from running sums per state and resolution (O(1),
+broker/details.py's WorkAhead: exact when the jobs ahead are like the mean job,
+off by at most the ratio of the largest to the smallest job cost otherwise).
 """
 
 from __future__ import annotations
@@ -53,21 +55,30 @@ def eta_seconds(details: JobDetails) -> float | None:
     own_ms = max(0, details.number - details.progress) * own
     if details.state is JobState.PENDING:
         return round(own_ms / 1000, 1)
+    wait = wait_seconds(details)
+    if wait is None:
+        return None
+    return round(wait + own_ms / 1000, 1)
+
+
+def wait_seconds(details: JobDetails) -> float | None:
+    """Seconds until a new job starts: the work ahead spread over the live workers;
+    None without a live worker or a measurement of a resolution ahead."""
     workers = live_workers(details)
     ahead_ms = _work_ahead_ms(details)
     if workers == 0 or ahead_ms is None:
         return None
-    return round((ahead_ms / workers + own_ms) / 1000, 1)
+    return ahead_ms / workers / 1000
 
 
 def _work_ahead_ms(details: JobDetails) -> float | None:
+    images = details.ahead.images()
+    if images is None:
+        return None
     total = 0.0
-    for resolution, images in details.ahead_images.items():
+    for resolution, count in images.items():
         ms = per_image_ms(resolution, details.render_times)
         if ms is None:
             return None
-        total += images * ms
-    position = details.position or 0
-    if 0 < details.ahead_read < position:
-        total *= position / details.ahead_read
+        total += count * ms
     return total
