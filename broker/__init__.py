@@ -10,7 +10,8 @@ every fact both sides share. Imports nothing above it.
     figures     the whole queue in one read: depth, images, counters, workers, durations
     renders     render samples, the one writer's input (ETAs, throughput)
     tokens      a token's shape, and new tokens
-    images      where a job's images live: <token>/<index:05d>.png
+    images      where a job's images live: <token>/<index:05d>.png; preview limits
+    image_gc    deletes the images of finished jobs from a local folder, when due
     errors      the broker's errors
     settings    BrokerSettings: what every process shares (Redis, leases, retention)
     connection  the one place a Redis URL becomes a client
@@ -20,6 +21,7 @@ from broker.errors import (
     BrokerError,
     InvalidJob,
     InvalidTransition,
+    JobCancelled,
     JobNotFound,
     StaleClaim,
     StorageUnavailable,
@@ -35,6 +37,7 @@ __all__ = [
     "ImportedJob",
     "InvalidJob",
     "InvalidTransition",
+    "JobCancelled",
     "JobNotFound",
     "JobSpec",
     "JobState",
@@ -47,6 +50,7 @@ __all__ = [
     "details",
     "errors",
     "figures",
+    "image_gc",
     "images",
     "job",
     "keys",

@@ -52,6 +52,8 @@ class JobDetails:
     ahead_read: int  # how many of the jobs ahead `ahead_images` covers
     ahead_images: dict[str, int]  # images still to render ahead, per "<W>x<H>"
     render_times: dict[str, RenderTime]
+    fraction: float | None = None  # the current claim's step progress, 0..1 of the job
+    preview_ms: int | None = None  # when the current claim last sent a preview (Redis clock)
 
     @property
     def resolution(self) -> str:
@@ -88,7 +90,7 @@ def job_details(token: str, reply: Sequence[Any]) -> JobDetails:
     """Parses job_details.lua's reply (after its status code)."""
     (now, state, created, attempts, progress, number, width, height, prompt) = reply[:9]
     started, finished, cancel_requested, last_error, position = reply[9:14]
-    seen, busy, ahead_read, ahead, render = reply[14:19]
+    seen, busy, ahead_read, ahead, render, fraction, preview_ms = reply[14:21]
     return JobDetails(
         token=token,
         state=JobState(state),
@@ -110,4 +112,14 @@ def job_details(token: str, reply: Sequence[Any]) -> JobDetails:
         ahead_read=int(ahead_read),
         ahead_images={res: int(n) for res, n in pairs(ahead).items()},
         render_times=render_times(render),
+        fraction=_fraction(str(fraction)),
+        preview_ms=_optional_int(str(preview_ms)),
     )
+
+
+def _fraction(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return min(1.0, max(0.0, number)) if number == number else None  # NaN: none

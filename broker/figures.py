@@ -10,10 +10,11 @@ stays cheap at any depth.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from broker.details import RenderTime, pairs, render_times
+from broker.renders import WorkerFigures
 
 LIVE_MS = 30_000  # a worker seen this recently counts as live, unless the caller says
 
@@ -34,6 +35,8 @@ class QueueFigures:
     durations: dict[str, int]  # claim-to-complete histogram fields (see _lib.lua)
     since_ms: int | None  # the oldest throughput sample in the window, if any
     since_complete: int | None
+    # each live worker's own last-reported figures
+    workers: dict[str, WorkerFigures] = field(default_factory=dict)
 
     @property
     def new(self) -> int:
@@ -58,7 +61,7 @@ def queue_figures(reply: Sequence[Any]) -> QueueFigures:
     """Parses queue_figures.lua's reply (after its status code)."""
     now, waiting, reserved, pending, oldest_waiting, oldest_open = reply[:6]
     new_images, pending_images, seen, counters, render, durations = reply[6:12]
-    since_ms, since_complete = reply[12:]
+    since_ms, since_complete, workers = reply[12:15]
     return QueueFigures(
         now_ms=int(now),
         waiting=int(waiting),
@@ -74,4 +77,9 @@ def queue_figures(reply: Sequence[Any]) -> QueueFigures:
         durations={name: int(value) for name, value in pairs(durations).items()},
         since_ms=_absent(since_ms),
         since_complete=_absent(since_complete),
+        workers={
+            name: figures
+            for name, text in pairs(workers).items()
+            if (figures := WorkerFigures.decode(text)) is not None
+        },
     )

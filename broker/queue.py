@@ -6,6 +6,8 @@ order (broker/keys.py, SCRIPT_KEYS), on one Redis server or a Redis Cluster alik
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -17,10 +19,11 @@ from broker import details, figures
 from broker.details import JobDetails
 from broker.errors import StorageUnavailable
 from broker.figures import QueueFigures
+from broker.images import PREVIEW_MAX_BYTES
 from broker.job import Claim, ImportedJob, JobSpec, StatusView
 from broker.keys import SCRIPT_KEYS, QueueKeys, fixed_keys
 from broker.lua import Call, Scripts, raise_for_code
-from broker.renders import FORGET_WORKER_AFTER_MS, RenderSample
+from broker.renders import FORGET_WORKER_AFTER_MS, RenderSample, WorkerFigures
 from broker.settings import BrokerSettings
 from broker.states import JobState
 
@@ -52,13 +55,17 @@ class Queue:
         # built once: the status call is the hot path
         self._fixed = {script: fixed_keys(self.keys, script) for script in SCRIPT_KEYS}
         self._job_prefix = self.keys.job_prefix
+        self._with_preview = {name for name, keys in SCRIPT_KEYS.items() if "preview" in keys}
 
     def _keys(self, script: str, token: str | None = None, client: str = "") -> list[str]:
-        """The script's KEYS: the job's own key first when the call is about one job,
-        the client's zset last when it names one."""
+        """The script's KEYS: the job's own key first when the call is about one job
+        (and its preview's last, where the script touches that), the client's zset
+        last when it names one."""
         keys = self._fixed[script]
         if token is not None:
             keys = [self._job_prefix + token, *keys]
+            if script in self._with_preview:
+                keys.append(self.keys.preview(token))
         if client:
             keys = [*keys, self.keys.client(client)]
         return keys
@@ -177,9 +184,18 @@ class Queue:
         fence: int,
         lease_ms: int | None = None,
         progress: int | None = None,
+        fraction: float | None = None,
+        preview: bytes | None = None,
     ) -> int:
-        """Extends the claim's lease; returns the new lease end (ms). Fenced."""
+        """Extends the claim's lease; returns the new lease end (ms). Fenced: a
+        superseded claim gets StaleClaim, one whose job was cancelled JobCancelled.
+
+        Also records progress: `progress` images done, `fraction` of the whole job
+        (0..1, denoising steps included) and a small JPEG `preview` of the image being
+        drawn (at most PREVIEW_MAX_BYTES; it lives as long as the lease)."""
         lease = lease_ms or self.settings.worker_lease_ms
+        if preview is not None and len(preview) > PREVIEW_MAX_BYTES:
+            raise ValueError(f"a preview is at most {PREVIEW_MAX_BYTES} bytes")
         (until,) = await self._run(
             "renew_lease",
             [
@@ -187,10 +203,29 @@ class Queue:
                 fence,
                 lease,
                 "" if progress is None else progress,
+                "" if fraction is None else f"{min(1.0, max(0.0, fraction)):.4f}",
+                "" if not preview else base64.b64encode(preview).decode("ascii"),
             ],
             token,
         )
         return int(until)
+
+    @_storage_errors
+    async def preview(self, token: str) -> bytes | None:
+        """The live preview of a pending job (JPEG), written by its current claim;
+        None when there is none. Raises JobNotFound."""
+        reply = await self._run("get_preview", [], token)
+        if not reply:
+            return None
+        try:
+            return base64.b64decode(reply[0], validate=True)
+        except (binascii.Error, ValueError):
+            return None
+
+    @_storage_errors
+    async def take_due_images(self, limit: int = 100) -> list[str]:
+        """Tokens whose images are due for deletion, taken: no other caller gets them."""
+        return [str(token) for token in await self._run("take_due_images", [limit])]
 
     @_storage_errors
     async def complete(self, token: str, fence: int) -> None:
@@ -288,11 +323,20 @@ class Queue:
 
     @_storage_errors
     async def record_renders(
-        self, worker: str, samples: Iterable[RenderSample], leaving: bool = False
+        self,
+        worker: str,
+        samples: Iterable[RenderSample],
+        leaving: bool = False,
+        figures: WorkerFigures | None = None,
     ) -> int:
-        """Adds a worker's render samples and marks it live (or gone, when leaving);
-        returns the Redis clock (ms)."""
-        args: list[str | int] = [worker, "gone" if leaving else "live", FORGET_WORKER_AFTER_MS]
+        """Adds a worker's render samples and marks it live (or gone, when leaving),
+        with its own recent figures when given; returns the Redis clock (ms)."""
+        args: list[str | int] = [
+            worker,
+            "gone" if leaving else "live",
+            FORGET_WORKER_AFTER_MS,
+            "" if figures is None else figures.encode(),
+        ]
         for sample in samples:
             args += [sample.resolution, sample.images, sample.ms]
         (now,) = await self._run("record_renders", args)

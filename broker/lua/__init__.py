@@ -24,6 +24,7 @@ from broker.errors import (
     BrokerError,
     InvalidJob,
     InvalidTransition,
+    JobCancelled,
     JobNotFound,
     StaleClaim,
     TokenExists,
@@ -41,6 +42,7 @@ _ERRORS: dict[str, type[BrokerError]] = {
     "TOKEN_EXISTS": TokenExists,
     "TOO_MANY_OPEN": TooManyOpenJobs,
     "BAD_STATE": InvalidJob,
+    "CANCELLED": JobCancelled,
 }
 Call = tuple[list[str], list[str | int]]  # one script call's KEYS and ARGV
 

@@ -77,7 +77,7 @@ local function record_duration(K, resolution, took_ms)
 end
 
 -- Ends a job (hash jk) in a terminal state: off every index, kept for retention_ms.
--- K: waiting, active, reserved, leases, stats, images, client_prefix
+-- K: waiting, active, reserved, leases, stats, images, client_prefix, image_gc
 local function finish(K, jk, token, member, state, now, retention_ms)
   local done = redis.call('HMGET', jk, 'client', 'state', 'number')
   if done[1] then
@@ -95,12 +95,19 @@ local function finish(K, jk, token, member, state, now, retention_ms)
   redis.call('HSET', jk, 'state', state, 'finished_ms', now, 'lease_until', 0)
   redis.call('PEXPIRE', jk, retention_ms)
   redis.call('HINCRBY', K.stats, state, 1)
+  -- [worker lane] the job's images are due for deletion (broker/keys.py image_gc): a
+  -- complete job's with the job, a cancelled or failed job's (leftovers only) at once.
+  -- Entries due over an hour ago were not taken (no local folder): dropped.
+  local due = now
+  if state == 'complete' then due = now + retention_ms end
+  redis.call('ZADD', K.image_gc, due, token)
+  redis.call('ZREMRANGEBYSCORE', K.image_gc, '-inf', now - 3600000)
 end
 
 -- A claim of the job (hash jk) that ended without completion (lease expired,
 -- render failed): the attempt counts, and the job goes back to the head of the
 -- queue (its creation time is kept) or, past max_attempts, to failed.
--- K: waiting, active, reserved, leases, stats, images, client_prefix, wakeup
+-- K: waiting, active, reserved, leases, stats, images, client_prefix, image_gc, wakeup
 local function give_up_attempt(K, jk, token, now, max_attempts, retention_ms, reason)
   local fields = redis.call('HMGET', jk, 'member', 'created_ms', 'number')
   local member, created = fields[1], fields[2]
@@ -125,7 +132,7 @@ end
 -- Brings back jobs of dead workers and unused reservations. Bounded per call so
 -- one call never blocks Redis for long; callers run it often. The jobs' tokens
 -- come from leases and reserved, their hashes are K.job_prefix .. token.
--- K: waiting, active, reserved, leases, stats, images, client_prefix, wakeup, job_prefix
+-- K: waiting, active, reserved, leases, stats, images, client_prefix, image_gc, wakeup, job_prefix
 local function sweep(K, now, max_attempts, retention_ms, limit)
   local requeued, failed = 0, 0
   local expired = redis.call('ZRANGEBYSCORE', K.leases, '-inf', now, 'LIMIT', 0, limit)

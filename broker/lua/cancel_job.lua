@@ -21,6 +21,8 @@ KEYS:
   [7] images            hash  images per unfinished state (this job's leave)
   [8] client_prefix     "{p}:client:"; the job's client zset is client_prefix .. the
                         address in the job's `client` field (its open job is dropped)
+  [9] image_gc          zset  token -> when its images are due for deletion (finish())
+  [10] preview          string "{p}:preview:<token>": the live preview, deleted
 ARGV:
   [1] token
   [2] retention_ms      integer ms: how long the cancelled job is kept
@@ -32,7 +34,8 @@ Returns:
 --@include _lib.lua
 
 local K = {job = KEYS[1], waiting = KEYS[2], active = KEYS[3], reserved = KEYS[4],
-  leases = KEYS[5], stats = KEYS[6], images = KEYS[7], client_prefix = KEYS[8]}
+  leases = KEYS[5], stats = KEYS[6], images = KEYS[7], client_prefix = KEYS[8],
+  image_gc = KEYS[9], preview = KEYS[10]}
 local token = ARGV[1]
 local f = redis.call('HMGET', K.job, 'state', 'member')
 local state, member = f[1], f[2]
@@ -50,4 +53,5 @@ if state == 'pending' then
   redis.call('HSET', K.job, 'cancel_requested', now)
 end
 finish(K, K.job, token, member, 'cancelled', now, tonumber(ARGV[2]))
+redis.call('DEL', K.preview)  -- [worker lane] a finished job has no live preview
 return {'OK', state}

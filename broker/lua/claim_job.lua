@@ -16,6 +16,7 @@ KEYS:
   [8] images            hash  images per unfinished state
   [9] client_prefix     "{p}:client:"; a failed job's client zset is client_prefix ..
                         the address in the job's `client` field
+  [10] image_gc         zset  token -> when its images are due for deletion (finish())
 ARGV:
   [1] lease_ms          integer ms; the worker renews it while it renders
   [2] max_attempts      integer
@@ -30,7 +31,7 @@ Returns:
 
 local K = {job_prefix = KEYS[1], waiting = KEYS[2], active = KEYS[3], reserved = KEYS[4],
   leases = KEYS[5], stats = KEYS[6], wakeup = KEYS[7], images = KEYS[8],
-  client_prefix = KEYS[9]}
+  client_prefix = KEYS[9], image_gc = KEYS[10]}
 local now = now_ms()
 sweep(K, now, tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
 local head = redis.call('ZRANGE', K.waiting, 0, 0)

@@ -25,6 +25,8 @@ Returns:
       ahead: flat list <W>x<H>, images still to render, ... summed over the
              ahead_read oldest jobs ahead
       render_ms: the hash as a flat field, value list
+      fraction, preview_ms: the current claim's step progress (0..1 of the whole
+      job) and when it last sent a preview (renew_lease.lua); '' when none
   {'NOT_FOUND'}         no job with this token
 ]]
 --@include _lib.lua
@@ -67,9 +69,18 @@ if f[13] then
     end
   end
 end
+-- [worker lane] the current claim's step progress and preview time ("<fence>:<value>",
+-- written by renew_lease.lua): another claim's never show
+local live = redis.call('HMGET', K.job, 'fence', 'fraction', 'preview_ms')
+local fraction, preview_ms = '', ''
+if f[1] == 'pending' and live[1] then
+  local own = live[1] .. ':'
+  if live[2] and string.sub(live[2], 1, #own) == own then fraction = string.sub(live[2], #own + 1) end
+  if live[3] and string.sub(live[3], 1, #own) == own then preview_ms = string.sub(live[3], #own + 1) end
+end
 local seen = redis.call('ZCOUNT', K.workers, now - tonumber(ARGV[1]), '+inf')
 local busy = redis.call('ZCARD', K.leases)
 return {'OK', now, f[1], tonumber(f[2]), tonumber(f[3] or 0), tonumber(f[4] or 0),
   tonumber(f[5]), tonumber(f[6]), tonumber(f[7]), f[8] or '', f[9] or '', f[10] or '',
   f[11] or '', f[12] or '', position, seen, busy, ahead_read, ahead,
-  redis.call('HGETALL', K.render_ms)}
+  redis.call('HGETALL', K.render_ms), fraction, preview_ms}

@@ -26,6 +26,7 @@ KEYS:
   [10] throughput       zset  member "<ms>:<complete counter>", score ms
   [11] job_prefix       "{p}:job:"; a job's hash is job_prefix .. token, for the tokens
                         of the members of active (only when the images are counted)
+  [12] worker_stats     hash  worker id -> its last report's figures (record_renders.lua)
 ARGV:
   [1] live_ms           integer ms: a worker seen this recently counts as live
   [2] sample_every_ms   integer ms: least time between two samples; 0 = take none
@@ -33,19 +34,21 @@ ARGV:
 Returns:
   {'OK', now_ms, waiting, reserved, pending, oldest_waiting_ms, oldest_open_ms,
    new_images, pending_images, workers_seen, stats, render_ms, durations,
-   since_ms, since_complete}
+   since_ms, since_complete, worker_figures}
       waiting, reserved, pending: jobs (new = waiting + reserved)
       oldest_waiting_ms, oldest_open_ms: created_ms of the head of waiting, of
       active; -1 when empty
       stats, render_ms, durations: the hashes as flat field, value lists
       since_ms, since_complete: the oldest sample in the window (the rate is
       (complete now - since_complete) over (now - since_ms)); -1, -1 when none
+      worker_figures: flat list worker id, figures text, ... of the live workers
 ]]
 --@include _lib.lua
 
 local K = {waiting = KEYS[1], reserved = KEYS[2], leases = KEYS[3], active = KEYS[4],
   stats = KEYS[5], images = KEYS[6], workers = KEYS[7], render_ms = KEYS[8],
-  durations = KEYS[9], throughput = KEYS[10], job_prefix = KEYS[11]}
+  durations = KEYS[9], throughput = KEYS[10], job_prefix = KEYS[11],
+  worker_stats = KEYS[12]}
 local now = now_ms()
 local cutoff = now - tonumber(ARGV[3])
 local oldest = redis.call('ZRANGEBYSCORE', K.throughput, '(' .. cutoff, '+inf',
@@ -86,9 +89,18 @@ if not images[3] then
   redis.call('HSET', K.images, 'new', sums.new, 'pending', sums.pending, 'counted', now)
   images = {sums.new, sums.pending}
 end
+-- [worker lane] each live worker's own figures (GPU-busy ratio, images/s, s per image)
+local worker_figures = {}
+for _, worker in ipairs(redis.call('ZRANGEBYSCORE', K.workers, now - tonumber(ARGV[1]), '+inf')) do
+  local text = redis.call('HGET', K.worker_stats, worker)
+  if text then
+    worker_figures[#worker_figures + 1] = worker
+    worker_figures[#worker_figures + 1] = text
+  end
+end
 return {'OK', now, redis.call('ZCARD', K.waiting), redis.call('ZCARD', K.reserved),
   redis.call('ZCARD', K.leases), head_score(K.waiting), head_score(K.active),
   tonumber(images[1] or 0), tonumber(images[2] or 0),
   redis.call('ZCOUNT', K.workers, now - tonumber(ARGV[1]), '+inf'),
   redis.call('HGETALL', K.stats), redis.call('HGETALL', K.render_ms),
-  redis.call('HGETALL', K.durations), since_ms, since_complete}
+  redis.call('HGETALL', K.durations), since_ms, since_complete, worker_figures}

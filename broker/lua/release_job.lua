@@ -14,6 +14,8 @@ KEYS:
   [8] images            hash  images per unfinished state
   [9] client_prefix     "{p}:client:"; a failed job's client zset is client_prefix ..
                         the address in the job's `client` field
+  [10] image_gc         zset  token -> when its images are due for deletion (finish())
+  [11] preview          string "{p}:preview:<token>": the claim's live preview, deleted
 ARGV:
   [1] token
   [2] fence             the claim's fencing token (returned by the claim)
@@ -30,11 +32,12 @@ Returns:
 
 local K = {job = KEYS[1], waiting = KEYS[2], active = KEYS[3], reserved = KEYS[4],
   leases = KEYS[5], stats = KEYS[6], wakeup = KEYS[7], images = KEYS[8],
-  client_prefix = KEYS[9]}
+  client_prefix = KEYS[9], image_gc = KEYS[10], preview = KEYS[11]}
 local refused = claim_error(K.job, ARGV[2])
 if refused then
   return {refused}
 end
 local outcome = give_up_attempt(K, K.job, ARGV[1], now_ms(), tonumber(ARGV[3]),
   tonumber(ARGV[4]), ARGV[5])
+redis.call('DEL', K.preview)
 return {'OK', outcome}

@@ -15,6 +15,7 @@ KEYS:
   [8] images            hash  images per unfinished state
   [9] client_prefix     "{p}:client:"; a failed job's client zset is client_prefix ..
                         the address in the job's `client` field
+  [10] image_gc         zset  token -> when its images are due for deletion (finish())
 ARGV:
   [1] max_attempts      integer
   [2] retention_ms      integer ms
@@ -26,7 +27,7 @@ Returns:
 
 local K = {job_prefix = KEYS[1], waiting = KEYS[2], active = KEYS[3], reserved = KEYS[4],
   leases = KEYS[5], stats = KEYS[6], wakeup = KEYS[7], images = KEYS[8],
-  client_prefix = KEYS[9]}
+  client_prefix = KEYS[9], image_gc = KEYS[10]}
 local requeued, failed, unreserved = sweep(K, now_ms(), tonumber(ARGV[1]),
   tonumber(ARGV[2]), tonumber(ARGV[3]))
 return {'OK', requeued, failed, unreserved}

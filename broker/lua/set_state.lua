@@ -16,6 +16,8 @@ KEYS:
   [8] images            hash  images per unfinished state
   [9] client_prefix     "{p}:client:"; a complete job's client zset is client_prefix ..
                         the address in the job's `client` field
+  [10] image_gc         zset  token -> when its images are due for deletion (finish())
+  [11] preview          string "{p}:preview:<token>": the live preview, deleted on complete
 ARGV:
   [1] token
   [2] target            'pending' or 'complete'
@@ -34,7 +36,7 @@ Returns:
 
 local K = {job = KEYS[1], waiting = KEYS[2], active = KEYS[3], reserved = KEYS[4],
   leases = KEYS[5], stats = KEYS[6], durations = KEYS[7], images = KEYS[8],
-  client_prefix = KEYS[9]}
+  client_prefix = KEYS[9], image_gc = KEYS[10], preview = KEYS[11]}
 local token = ARGV[1]
 local f = redis.call('HMGET', K.job, 'state', 'member', 'number', 'width', 'height', 'fence',
   'started_ms')
@@ -59,6 +61,7 @@ if target == 'complete' and state == 'pending' then
     record_duration(K, f[4] .. 'x' .. f[5], now - tonumber(f[7]))
   end
   finish(K, K.job, token, member, 'complete', now, tonumber(ARGV[6]))
+  redis.call('DEL', K.preview)
   return {'OK', tonumber(f[6]), 0}
 end
 return {'BAD_TRANSITION'}
