@@ -57,7 +57,9 @@ def create_app(
                 abuse=AbuseGuard(queue, AbuseLimits.from_settings(settings)),
             )
             app.state.services = services
-            sweeper = asyncio.create_task(sweep_forever(services.queue, settings.sweep_interval_s))
+            sweeper = asyncio.create_task(
+                sweep_forever(services.queue, settings.sweep_interval_s, settings.images_dir)
+            )
             try:
                 yield
             finally:

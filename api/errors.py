@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from api.throttled_log import ThrottledLog
 from broker.errors import (
     InvalidTransition,
+    JobCancelled,
     JobNotFound,
     StaleClaim,
     StorageUnavailable,
@@ -107,6 +108,7 @@ BACKEND: Table = {
     StorageUnavailable: (503, FieldError("", "storage unavailable")),
     JobNotFound: (404, FieldError("token", "token not found")),
     StaleClaim: (409, FieldError("fence", "stale claim")),
+    JobCancelled: (409, FieldError("token", "job cancelled")),  # the worker stops
     InvalidTransition: (409, FieldError("token", "job is not pending")),
 }
 

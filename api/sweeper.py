@@ -6,6 +6,12 @@ One script call handles at most SDQ_SWEEP_LIMIT expired leases (so it never
 blocks Redis for long); when a call finds a full batch, the sweep calls again
 at once, so thousands of leases that expired together (a rack lost power) come
 back within one interval, not one batch per interval.
+
+Where the API serves a local image folder (SDQ_IMAGES_DIR) that it may write,
+the replica that swept also deletes the images of finished jobs that are due
+(broker/image_gc.py): a complete job's at its retention end, a cancelled or
+failed job's at once. A read-only mount (compose mounts it so) leaves that to
+the workers that write the folder.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from pathlib import Path
 
 from api.throttled_log import ThrottledLog
 from broker.errors import StorageUnavailable
+from broker.image_gc import can_collect, collect
 from broker.queue import Queue
 
 log = logging.getLogger(__name__)
@@ -23,12 +31,14 @@ _throttled = ThrottledLog(log)
 MAX_BATCHES = 1000  # per interval: 100,000 leases at the default limit
 
 
-async def sweep_forever(queue: Queue, interval_s: float) -> None:
+async def sweep_forever(queue: Queue, interval_s: float, images_dir: Path | None = None) -> None:
     owner = secrets.token_hex(8)
     while True:
         await asyncio.sleep(interval_s)
         try:
-            await sweep_once(queue, owner, interval_s)
+            swept = await sweep_once(queue, owner, interval_s)
+            if swept and images_dir is not None and can_collect(images_dir):
+                await collect(queue, images_dir)
         except StorageUnavailable as exc:
             _throttled.log(logging.WARNING, "sweep", "sweep skipped, storage unavailable: %s", exc)
 

@@ -14,6 +14,9 @@ base64 in one /backend/lease body, whose limit is 64 KiB).
 from __future__ import annotations
 
 MAX_IMAGES = 100_000  # five digits
+# The contract's four sizes (width, height): the only ones a job can have, and so the
+# shapes a worker warms its compiled model up for before its first job.
+SIZES = ((1024, 576), (768, 576), (576, 768), (576, 576))
 PREVIEW_MAX_SIDE = 256
 PREVIEW_MAX_BYTES = 32 * 1024
 
