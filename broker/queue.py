@@ -257,8 +257,9 @@ class Queue:
         return int(claimed), int(lease_until)
 
     @_storage_errors
-    async def release(self, token: str, fence: int, reason: str) -> JobState:
-        """Gives a claimed job back; returns its new state (new, or failed at the limit)."""
+    async def release(self, token: str, fence: int, reason: str, counted: bool = True) -> JobState:
+        """Gives a claimed job back; returns its new state (new, or failed at the limit).
+        `counted=False`: a job claimed ahead and never started, which costs no attempt."""
         s = self.settings
         (outcome,) = await self._run(
             "release_job",
@@ -268,6 +269,7 @@ class Queue:
                 s.max_attempts,
                 s.retention_ms,
                 reason[:200],
+                "1" if counted else "0",
             ],
             token,
         )

@@ -94,6 +94,7 @@ class JobRun:
             preview_interval_s=shop.settings.preview_interval_s,
         )
         self.staged: list[asyncio.Future[Staged]] = []
+        self.started = False  # a batch went to the renderer: giving it back costs an attempt
         self.rendered = 0  # images whose render finished
         self.beat.start()
 
@@ -115,6 +116,7 @@ class JobRun:
         groups = list(batches(spec.number, settings.batch_size))
         for position, indexes in enumerate(groups):
             self.lease.check()
+            self.started = True
             if position == len(groups) - 1:
                 before_last_batch()  # the worker claims its next job now
             request = RenderRequest(
@@ -129,7 +131,10 @@ class JobRun:
             self.shop.times.add(spec.width, spec.height, len(indexes), ms)
             self.rendered += len(indexes)
             self.beat.progress(self.rendered, self.rendered / spec.number)
-            log.debug("job %s: images %s rendered", self.name, list(indexes))
+            log.info(
+                "job %s: images %d-%d of %d rendered in %.2f s",
+                self.name, indexes[0], indexes[-1], spec.number, ms / 1000,
+            )  # fmt: skip
             loop = asyncio.get_running_loop()
             for index, image in zip(indexes, images, strict=True):
                 self.staged.append(loop.run_in_executor(self.shop.pool, self._stage, index, image))

@@ -242,12 +242,13 @@ class Worker:
 
     async def release(self, job: JobRun, reason: str) -> None:
         """Gives the job back; if that fails too, its lease runs out and the sweep does it.
-        Its lease counts as lost first, so nothing of it is written after the release."""
+        Its lease counts as lost first, so nothing of it is written after the release. A
+        job claimed ahead and never started costs no attempt."""
         await job.stop(LeaseLost(f"released: {reason}"))
         backoff = Backoff(self.settings.retry_base_s, self.settings.retry_cap_s)
         for _ in range(RELEASE_TRIES):
             try:
-                state = await self.source.release(job.claim, reason)
+                state = await self.source.release(job.claim, reason, counted=job.started)
             except SourceUnavailable as exc:
                 log.warning("job %s: release failed (%s)", job.name, exc)
                 await asyncio.sleep(backoff.next_delay())

@@ -147,7 +147,8 @@ async def release_job(
     reason = params.get("reason", "")[:200] or "released by worker"
     if not is_utf8(reason):
         raise _bad_request("reason must be UTF-8 text")
-    state = await services.queue.release(token, fence, reason)
+    counted = _integer(params, "counted", 0, 1, 1) == 1  # 0: claimed ahead, never started
+    state = await services.queue.release(token, fence, reason, counted)
     return {"token": token, "fence": fence, "state": state.value}
 
 

@@ -2,6 +2,8 @@
 release_job.lua: a worker gives a claimed job back (render or upload failed,
 or it is shutting down). The attempt counts; the job returns to the head of
 the queue with its creation time, or becomes failed at max_attempts. Fenced.
+A job a worker claimed ahead of time and gives back before it started on it
+(`counted` '0': it was stopped meanwhile) returns the same way, uncounted.
 
 KEYS:
   [1] job               hash  "{p}:job:<token>": the claimed job
@@ -22,6 +24,7 @@ ARGV:
   [3] max_attempts      integer
   [4] retention_ms      integer ms
   [5] reason            short text stored as last_error
+  [6] counted           '1': the attempt counts; '0': it never started, it does not
 Returns:
   {'OK', new_state}     new_state is 'new' or 'failed'
   {'NOT_FOUND'}         no job with this token
@@ -37,7 +40,19 @@ local refused = claim_error(K.job, ARGV[2])
 if refused then
   return {refused}
 end
-local outcome = give_up_attempt(K, K.job, ARGV[1], now_ms(), tonumber(ARGV[3]),
-  tonumber(ARGV[4]), ARGV[5])
+local outcome
+if ARGV[6] == '0' then
+  -- [worker lane] claimed ahead, never started: back to the head of the queue, uncounted
+  local f = redis.call('HMGET', K.job, 'member', 'created_ms', 'number')
+  redis.call('ZREM', K.leases, ARGV[1])
+  redis.call('HSET', K.job, 'state', 'new', 'lease_until', 0, 'progress', 0)
+  move_images(K, tonumber(f[3]), 'pending', 'new')
+  redis.call('ZADD', K.waiting, f[2], f[1])
+  wake(K)
+  outcome = 'new'
+else
+  outcome = give_up_attempt(K, K.job, ARGV[1], now_ms(), tonumber(ARGV[3]),
+    tonumber(ARGV[4]), ARGV[5])
+end
 redis.call('DEL', K.preview)
 return {'OK', outcome}

@@ -41,8 +41,9 @@ class JobSource(Protocol):
         """Marks the job complete (every image is stored). Raises LeaseLost."""
         ...
 
-    async def release(self, claim: Claim, reason: str) -> JobState | None:
-        """Gives the job back (attempt counted); its new state, None if unsupported."""
+    async def release(self, claim: Claim, reason: str, counted: bool = True) -> JobState | None:
+        """Gives the job back (attempt counted, unless `counted` is False: a job claimed
+        ahead and never started); its new state, None if unsupported."""
         ...
 
     async def report(

@@ -121,13 +121,15 @@ class HttpSource:
         if reply.status != 200:
             raise SourceUnavailable(f"setJobStatus complete: HTTP {reply.status}")
 
-    async def release(self, claim: Claim, reason: str) -> JobState | None:
+    async def release(self, claim: Claim, reason: str, counted: bool = True) -> JobState | None:
         if claim.fence is None or not self.extensions:
             log.warning(
                 "job %s cannot be released: the API has no release extension", _short(claim)
             )
             return None
         params = {"token": claim.job.token, "fence": str(claim.fence), "reason": reason[:200]}
+        if not counted:
+            params["counted"] = "0"
         reply = await self._call("POST", "/backend/release", params)
         body = self._extension_reply(reply, "release")
         return None if body is None else JobState(body["state"])

@@ -113,9 +113,9 @@ class RedisSource:
         async with _translated:
             await self.queue.complete(claim.job.token, _fence(claim))
 
-    async def release(self, claim: Claim, reason: str) -> JobState | None:
+    async def release(self, claim: Claim, reason: str, counted: bool = True) -> JobState | None:
         async with _translated:
-            return await self.queue.release(claim.job.token, _fence(claim), reason)
+            return await self.queue.release(claim.job.token, _fence(claim), reason, counted)
 
     async def report(
         self,

@@ -198,3 +198,20 @@ def test_worker_figures_survive_their_text_and_refuse_anything_else() -> None:
     for text in ("", "busy=1", "busy=x ips=1", "busy=1 ips=1 ../x=2", "busy=nan ips=1",
                  "busy=-1 ips=1"):  # fmt: skip
         assert WorkerFigures.decode(text) is None
+
+
+async def test_release_of_a_job_never_started_costs_no_attempt(queue: Queue) -> None:
+    q = tuned(queue, max_attempts=1)
+    await add(q, 1)
+    await add(q, 2)
+    claim = await q.claim("w", lease_ms=60_000)  # claimed ahead, then the worker stops
+    assert claim is not None and claim.fence is not None
+
+    state = await q.release(token(1), claim.fence, "worker stopping", counted=False)
+
+    status = await q.status(token(1))
+    assert (state, status.state, status.attempts) == (JobState.NEW, JobState.NEW, 0)
+    again = await q.claim("w2")
+    assert again is not None and again.job.token == token(1)  # still at the head
+    f = await q.figures()
+    assert (f.new_images, f.pending_images) == (1, 1)
