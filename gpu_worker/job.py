@@ -263,7 +263,7 @@ class JobRun:
         )
         await self.complete()
         await self.beat.stop()
-        loop.run_in_executor(self.shop.pool, self.shop.store.clean, self.spec.token)
+        await loop.run_in_executor(self.shop.pool, self.shop.store.clean, self.spec.token)
         return True
 
     async def complete(self) -> None:
@@ -289,7 +289,7 @@ class JobRun:
             if not future.cancel() and not future.cancelled():
                 future.exception()  # retrieved: a store error was reported already
         await self.beat.stop()
-        asyncio.get_running_loop().run_in_executor(
+        await asyncio.get_running_loop().run_in_executor(
             self.shop.pool, self.shop.store.discard, self.spec.token, self.lease.fence
         )
 

@@ -123,11 +123,13 @@ def set_compile_cache(model: str) -> str:
 def _compile(pipeline: Any, mode: str) -> None:
     import torch._dynamo.config as dynamo
 
-    # One compiled graph per shape: 4 sizes x every batch size, and room to spare.
+    # Static shapes: one graph per shape (4 sizes x every batch size), each specialised
+    # (and, with CUDA graphs, recorded) for its shape; warm_up compiles them all.
     dynamo.cache_size_limit = max(dynamo.cache_size_limit, 64)
     dynamo.accumulated_cache_size_limit = max(dynamo.accumulated_cache_size_limit, 512)
-    pipeline.unet = torch.compile(pipeline.unet, mode=mode, backend=COMPILE_BACKEND)
-    pipeline.vae.decode = torch.compile(pipeline.vae.decode, mode=mode, backend=COMPILE_BACKEND)
+    options: dict[str, Any] = {"mode": mode, "backend": COMPILE_BACKEND, "dynamic": False}
+    pipeline.unet = torch.compile(pipeline.unet, **options)
+    pipeline.vae.decode = torch.compile(pipeline.vae.decode, **options)
 
 
 def warm_up_shapes(

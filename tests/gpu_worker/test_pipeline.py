@@ -10,6 +10,7 @@ import itertools
 import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from broker.states import JobState
 from gpu_worker.errors import JobCancelled
 from gpu_worker.renderers.base import RenderedImage, RenderRequest, StepHook, no_hook
 from gpu_worker.sources.redis import RedisSource
+from gpu_worker.storage.local import LocalStore
 from gpu_worker.worker import EXIT_HUNG, Worker
 from sdq.embedded_redis import EmbeddedRedis
 from tests.gpu_worker.conftest import WorkerSettingsFactory
@@ -251,3 +253,29 @@ async def test_worker_survives_a_bug_and_a_malformed_job_with_backoff(
     assert not task.done()
     assert await finish(worker, task) == 0
     assert (await queue.status(T1)).state is JobState.FAILED
+
+
+async def test_worker_with_local_storage_deletes_the_images_of_finished_jobs(
+    queue: Queue, worker_settings: WorkerSettingsFactory, tmp_path: Path
+) -> None:
+    folder = tmp_path / "images"
+    leftover = folder / T3 / ".attempt-1" / "00000.png"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"a cancelled attempt's")
+    await queue.add_job(T3, "cancelled", 1, 576, 576)
+    await queue.cancel(T3)  # due for deletion at once
+    await queue.add_job(T1, "kept until its retention ends", 1, 576, 576)
+    settings = worker_settings(images_dir=folder)
+    worker = Worker(RedisSource(settings, "w-gc"), CountingRenderer(), LocalStore(folder), settings)
+    task = asyncio.create_task(worker.run())
+
+    await until(lambda: state_is(queue, T1, JobState.COMPLETE))
+    await until(lambda: _gone(folder / T3))
+    await finish(worker, task)
+
+    assert (folder / T1 / "00000.png").is_file()
+    assert not (folder / T1 / ".attempt-1").exists()  # its own staging is cleaned up
+
+
+async def _gone(path: Path) -> bool:
+    return not await asyncio.to_thread(path.exists)
