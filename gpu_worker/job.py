@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from broker.job import Claim, JobSpec
 from gpu_worker import encode
@@ -66,6 +66,7 @@ class Workshop:
     )
     pool: ThreadPoolExecutor = field(init=False)
     renders_in_flight: int = 0  # batches running in the render thread
+    stopping: bool = False  # the worker was asked to stop: jobs claimed ahead do not start
     last_step: float = 0.0  # monotonic time of the last denoising step (the watchdog's)
 
     def __post_init__(self) -> None:
@@ -94,8 +95,11 @@ class JobRun:
             preview_interval_s=shop.settings.preview_interval_s,
         )
         self.staged: list[asyncio.Future[Staged]] = []
-        self.started = False  # a batch went to the renderer: giving it back costs an attempt
+        self.started = False  # the GPU worked on it: giving it back costs an attempt
+        self.ahead = True  # claimed ahead; False once the loop takes it up (render)
         self.rendered = 0  # images whose render finished
+        self._groups = list(batches(claim.job.number, shop.settings.batch_size))
+        self._renders: dict[int, asyncio.Future[tuple[list[RenderedImage], int]]] = {}
         self.beat.start()
 
     @property
@@ -110,24 +114,22 @@ class JobRun:
 
     async def render(self, before_last_batch: Callable[[], None]) -> None:
         """Renders every batch; each batch's images go to the pool to be encoded and
-        staged while the next renders. Raises LeaseLost (cancelled, superseded, ran
-        out), RenderFailed, StoreFailed, WorkerHung."""
-        spec, settings = self.spec, self.shop.settings
-        groups = list(batches(spec.number, settings.batch_size))
+        staged while the next renders. The next batch is queued for the render thread
+        before this one is awaited (pipeline), so the GPU never waits for the event
+        loop. Raises LeaseLost (cancelled, superseded, ran out), RenderFailed,
+        StoreFailed, WorkerHung."""
+        self.ahead = False
+        self.started = True
+        spec, groups = self.spec, self._groups
+        loop = asyncio.get_running_loop()
         for position, indexes in enumerate(groups):
             self.lease.check()
-            self.started = True
             if position == len(groups) - 1:
                 before_last_batch()  # the worker claims its next job now
-            request = RenderRequest(
-                token=spec.token,
-                prompt=spec.prompt,
-                width=spec.width,
-                height=spec.height,
-                indexes=indexes,
-                seeds=[seed_for(spec.token, index) for index in indexes],
-            )
-            images, ms = await self._render_batch(request)
+            future = self._renders.pop(position, None) or self._submit(position)
+            if self.shop.settings.pipeline and position + 1 < len(groups):
+                self._renders[position + 1] = self._submit(position + 1)
+            images, ms = await self._await_render(future)
             self.shop.times.add(spec.width, spec.height, len(indexes), ms)
             self.rendered += len(indexes)
             self.beat.progress(self.rendered, self.rendered / spec.number)
@@ -135,16 +137,35 @@ class JobRun:
                 "job %s: images %d-%d of %d rendered in %.2f s",
                 self.name, indexes[0], indexes[-1], spec.number, ms / 1000,
             )  # fmt: skip
-            loop = asyncio.get_running_loop()
             for index, image in zip(indexes, images, strict=True):
                 self.staged.append(loop.run_in_executor(self.shop.pool, self._stage, index, image))
             await self._keep_up()
 
-    async def _render_batch(self, request: RenderRequest) -> tuple[list[RenderedImage], int]:
-        shop = self.shop
-        future = asyncio.get_running_loop().run_in_executor(
-            shop.render_thread, self._render_sync, request, self._hook(request)
+    def prime(self) -> None:
+        """For a job claimed ahead: queues its first batch behind the batch the render
+        thread is drawing, so it starts the moment that one ends."""
+        if self._groups and 0 not in self._renders:
+            self._renders[0] = self._submit(0)
+
+    def _submit(self, position: int) -> asyncio.Future[tuple[list[RenderedImage], int]]:
+        spec, indexes = self.spec, self._groups[position]
+        request = RenderRequest(
+            token=spec.token,
+            prompt=spec.prompt,
+            width=spec.width,
+            height=spec.height,
+            indexes=indexes,
+            seeds=[seed_for(spec.token, index) for index in indexes],
         )
+        before = sum(len(group) for group in self._groups[:position])
+        return asyncio.get_running_loop().run_in_executor(
+            self.shop.render_thread, self._render_sync, request, self._hook(request, before)
+        )
+
+    async def _await_render(
+        self, future: asyncio.Future[tuple[list[RenderedImage], int]]
+    ) -> tuple[list[RenderedImage], int]:
+        shop = self.shop
         limit = shop.settings.step_timeout_s
         try:
             if not limit:
@@ -181,10 +202,11 @@ class JobRun:
             raise RenderFailed(f"renderer returned {len(images)} images for {len(request.indexes)}")
         return images, round(elapsed * 1000)
 
-    def _hook(self, request: RenderRequest) -> StepHook:
+    def _hook(self, request: RenderRequest, before: int) -> StepHook:
         """Counts steps into the job's fraction, hands previews to the heartbeat,
-        and stops the render at the first step after the lease is lost."""
-        before, size, number = self.rendered, len(request.indexes), max(1, self.spec.number)
+        and stops the render at the first step after the lease is lost (or, for a
+        job claimed ahead that the loop has not taken up, once the worker stops)."""
+        size, number = len(request.indexes), max(1, self.spec.number)
         shop, lease, beat = self.shop, self.lease, self.beat
 
         def on_step(done: int, total: int, preview: PreviewSource | None = None) -> None:
@@ -193,6 +215,9 @@ class JobRun:
                 lease.check()
             except LeaseLost as exc:
                 raise RenderInterrupted(str(exc)) from exc
+            if self.ahead and shop.stopping:
+                raise RenderInterrupted("the worker is stopping")
+            self.started = True
             beat.progress(before, (before + size * done / max(1, total)) / number)
             if preview is not None and beat.wants_preview():
                 beat.offer_preview(_preview(preview))
@@ -285,9 +310,11 @@ class JobRun:
     async def stop(self, why: LeaseLost) -> None:
         """Stops everything of this claim: no write of it from now on."""
         self.lease.lose(why)
-        for future in self.staged:
+        pending: list[asyncio.Future[Any]] = [*self.staged, *self._renders.values()]
+        for future in pending:
             if not future.cancel() and not future.cancelled():
-                future.exception()  # retrieved: a store error was reported already
+                future.exception()  # retrieved: reported already, or an interrupted render
+        self._renders.clear()
         await self.beat.stop()
         await asyncio.get_running_loop().run_in_executor(
             self.shop.pool, self.shop.store.discard, self.spec.token, self.lease.fence

@@ -94,11 +94,13 @@ class Worker:
             return
         log.info("stopping: finishing the current job, taking no other")
         self._stopping.set()
+        self.shop.stopping = True
 
     def abort(self) -> None:
         """Release every job now and return."""
         log.info("stopping now: releasing the current job")
         self._stopping.set()
+        self.shop.stopping = True
         self._aborted = True
         for task in [self._current, *self._finishing]:
             if task is not None:
@@ -151,7 +153,7 @@ class Worker:
             ahead, self._ahead = self._ahead, None
             job = await ahead
             if job is not None:
-                return job
+                return job  # the GPU goes straight on (housekeeping runs after completions)
         await self._housekeeping()
         sent = time.monotonic()
         claim = await self.source.claim()
@@ -189,7 +191,11 @@ class Worker:
         except (SourceUnavailable, SourceRefused) as exc:  # the main loop hears of it again
             log.debug("no job claimed ahead: %s", exc)
             return None
-        return None if claim is None else self._start(claim, sent)
+        if claim is None:
+            return None
+        job = self._start(claim, sent)
+        job.prime()  # its first batch starts the moment the current one ends
+        return job
 
     async def process(self, job: JobRun) -> None:
         """Renders the job; its publication and completion go on in the background
