@@ -88,6 +88,7 @@ class JobRun:
         self.shop = shop
         self.claim = claim
         self.lease = Lease(claim, shop.lease_s, sent_at)
+        self.claimed_at = sent_at
         self.beat = Heartbeat(
             shop.source,
             self.lease,
@@ -281,14 +282,21 @@ class JobRun:
         """Publishes every image and completes the job; True when complete.
         Raises LeaseLost, StoreFailed, SourceUnavailable only through `complete`."""
         staged = [await future for future in self.staged]
-        await self.beat.flush()  # learns a cancel now; a whole lease to publish in
+        if time.monotonic() - self.claimed_at >= self.beat.min_gap_s:
+            # learns a cancel now, and gets a whole lease to publish in; a job done
+            # within a second costs no renewal (a cancel meanwhile is the race of a
+            # cancel at the moment of completion: its images are deleted at once)
+            await self.beat.flush()
+        else:
+            self.lease.check()
         loop = asyncio.get_running_loop()
         await asyncio.gather(
             *(loop.run_in_executor(self.shop.pool, self._publish, s) for s in staged)
         )
         await self.complete()
         await self.beat.stop()
-        await loop.run_in_executor(self.shop.pool, self.shop.store.clean, self.spec.token)
+        if any(s.path is not None for s in staged):  # staged in files: tidy them up
+            await loop.run_in_executor(self.shop.pool, self.shop.store.clean, self.spec.token)
         return True
 
     async def complete(self) -> None:

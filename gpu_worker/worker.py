@@ -162,10 +162,6 @@ class Worker:
             return None
         return self._start(claim, sent)
 
-    async def claim(self) -> Claim | None:
-        """One claim (no job run started for it); for callers that drive a source."""
-        return await self.source.claim()
-
     def _start(self, claim: Claim, sent_at: float) -> JobRun:
         job = claim.job
         log.info(
