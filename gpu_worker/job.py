@@ -234,7 +234,7 @@ class JobRun:
             await asyncio.gather(*pending)
             return
         for future in self.staged:
-            if future.done() and future.exception() is not None:
+            if future.done() and not future.cancelled() and future.exception() is not None:
                 await future  # raises it
         limit = 2 * self.shop.settings.batch_size
         while len(pending) > limit:
@@ -279,8 +279,8 @@ class JobRun:
     # -- the end -----------------------------------------------------------------------
 
     async def finish(self) -> bool:
-        """Publishes every image and completes the job; True when complete.
-        Raises LeaseLost, StoreFailed, SourceUnavailable only through `complete`."""
+        """Publishes every image and completes the job; True when complete. Raises
+        LeaseLost (cancelled, superseded, the lease ran out) and StoreFailed."""
         staged = [await future for future in self.staged]
         if time.monotonic() - self.claimed_at >= self.beat.min_gap_s:
             # learns a cancel now, and gets a whole lease to publish in; a job done

@@ -170,13 +170,15 @@ class Worker:
         )  # fmt: skip
         return JobRun(self.shop, claim, sent_at)
 
-    def _claim_ahead(self) -> None:
-        """While a job's last batch renders: claim the next job (one at most)."""
+    def _claim_ahead(self, current: JobRun) -> None:
+        """While a job's last batch renders: claim the next job (one at most). Not from
+        a server without leases (a legacy one: no fence), which could not take it back."""
         if (
             self.settings.pipeline
             and self._ahead is None
             and not self._stopping.is_set()
             and self.source.renews
+            and current.claim.fence is not None
         ):
             self._ahead = asyncio.create_task(self._claim_one(), name="claim-ahead")
 
@@ -197,7 +199,7 @@ class Worker:
         """Renders the job; its publication and completion go on in the background
         (pipeline) while the next job renders, or are waited for (SDQ_PIPELINE=false)."""
         try:
-            await job.render(self._claim_ahead)
+            await job.render(lambda: self._claim_ahead(job))
         except LeaseLost as exc:
             await self._drop(job, exc)
             return
