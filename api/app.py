@@ -65,7 +65,12 @@ def create_app(
             app.state.services = services
             await services.server.check_quietly()
             sweeper = asyncio.create_task(
-                sweep_forever(services.queue, settings.sweep_interval_s, services.server)
+                sweep_forever(
+                    services.queue,
+                    settings.sweep_interval_s,
+                    services.server,
+                    settings.images_dir,
+                )
             )
             try:
                 yield

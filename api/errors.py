@@ -29,6 +29,7 @@ from api.throttled_log import ThrottledLog
 from broker.errors import (
     IdempotencyConflict,
     InvalidTransition,
+    JobCancelled,
     JobNotFound,
     StaleClaim,
     StorageUnavailable,
@@ -136,6 +137,7 @@ BACKEND: Table = {
     StorageUnavailable: (503, FieldError("", "storage unavailable")),
     JobNotFound: (404, FieldError("token", "token not found")),
     StaleClaim: (409, FieldError("fence", "stale claim")),
+    JobCancelled: (409, FieldError("token", "job cancelled")),  # the worker stops
     InvalidTransition: (409, FieldError("token", "job is not pending")),
     RateLimited: (429, FieldError("", "too many requests")),
 }

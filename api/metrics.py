@@ -6,7 +6,10 @@ from Redis at scrape time, in one broker call (`Queue.figures()`, the same
 figures /v2/queue shows), so every replica and worker process reports the same,
 whole-queue values: sum them over replicas never, take any one (e.g.
 `max by (job)`). `sdq_queue_waiting_images` is the figure GPU workers are
-autoscaled on: its name and meaning are an interface.
+autoscaled on: its name and meaning are an interface. Each live worker's own
+figures over its last report interval (GPU-busy ratio, images per second,
+seconds per image by resolution) come from Redis too, where the workers report
+them with their render samples.
 
 HTTP figures (one latency histogram per endpoint and status; its `_count` is
 the request count) are kept per process. With several uvicorn workers, set
@@ -153,6 +156,7 @@ class QueueCollector:
             counter.add_metric([], f.counters.get(stat, 0))
             yield counter
         yield _durations(f.durations)
+        yield from _render_figures(f)
 
 
 def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
@@ -183,6 +187,38 @@ def _durations(fields: dict[str, int]) -> HistogramMetricFamily:
         buckets.append(("+Inf", fields[f"{res}:count"]))
         family.add_metric([res], buckets, fields.get(f"{res}:sum_ms", 0) / 1000)
     return family
+
+
+def _render_figures(f: QueueFigures) -> Iterator[Metric]:
+    recent = GaugeMetricFamily(
+        "sdq_render_seconds_per_image",
+        "Seconds per image by resolution, all workers, weighted to recent reports",
+        labels=["resolution"],
+    )
+    for resolution, measured in sorted(f.render_times.items()):
+        recent.add_metric([resolution], measured.per_image_ms / 1000)
+    yield recent
+    busy = GaugeMetricFamily(
+        "sdq_worker_gpu_busy_ratio",
+        "Share of its last report interval a worker's GPU spent rendering",
+        labels=["worker"],
+    )
+    rate = GaugeMetricFamily(
+        "sdq_worker_images_per_second",
+        "Images a worker rendered per second over its last report interval",
+        labels=["worker"],
+    )
+    each = GaugeMetricFamily(
+        "sdq_worker_seconds_per_image",
+        "Seconds per image a worker took over its last report interval, by resolution",
+        labels=["worker", "resolution"],
+    )
+    for worker, figures in sorted(f.workers.items()):
+        busy.add_metric([worker], figures.busy_ratio)
+        rate.add_metric([worker], figures.images_per_s)
+        for resolution, seconds in sorted(figures.per_image_s.items()):
+            each.add_metric([worker, resolution], seconds)
+    yield from (busy, rate, each)
 
 
 class ServerCollector:

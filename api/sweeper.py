@@ -9,6 +9,12 @@ back within one interval, not one batch per interval. Index entries of jobs whos
 hash is gone count towards a full batch like any other (the script drops them);
 when one of them left the image sums to be counted again, the sweep asks for the
 queue's figures, which counts them once.
+
+Where the API serves a local image folder (SDQ_IMAGES_DIR) that it may write,
+the replica that swept also deletes the images of finished jobs that are due
+(broker/image_gc.py): a complete job's at its retention end, a cancelled or
+failed job's at once. A read-only mount (compose mounts it so) leaves that to
+the workers that write the folder.
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from pathlib import Path
 
 from api.server_watch import ServerWatch
 from api.throttled_log import ThrottledLog
 from broker.errors import StorageUnavailable
+from broker.image_gc import can_collect, collect
 from broker.queue import Queue
 
 log = logging.getLogger(__name__)
@@ -27,14 +35,19 @@ _throttled = ThrottledLog(log)
 MAX_BATCHES = 1000  # per interval: 100,000 leases at the default limit
 
 
-async def sweep_forever(queue: Queue, interval_s: float, server: ServerWatch) -> None:
-    """Every interval: the sweep (one replica) and a look at the server (every replica)."""
+async def sweep_forever(
+    queue: Queue, interval_s: float, server: ServerWatch, images_dir: Path | None = None
+) -> None:
+    """Every interval: the sweep (one replica) and a look at the server (every replica);
+    the replica that swept deletes the due images of `images_dir` where it may."""
     owner = secrets.token_hex(8)
     while True:
         await asyncio.sleep(interval_s)
         try:
             await server.check()
-            await sweep_once(queue, owner, interval_s)
+            swept = await sweep_once(queue, owner, interval_s)
+            if swept and images_dir is not None and can_collect(images_dir):
+                await collect(queue, images_dir)
         except StorageUnavailable as exc:
             _throttled.log(logging.WARNING, "sweep", "sweep skipped, storage unavailable: %s", exc)
 

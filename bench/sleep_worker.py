@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import io
 import logging
 import time
 
@@ -18,7 +17,7 @@ import uvloop
 from PIL import Image
 
 from gpu_worker.build import build_source, build_store
-from gpu_worker.renderers.base import RenderRequest
+from gpu_worker.renderers.base import RenderedImage, RenderRequest, StepHook, no_hook
 from gpu_worker.settings import WorkerSettings
 from gpu_worker.worker import Worker
 from sdq.logs import configure_logging
@@ -26,24 +25,24 @@ from sdq.worker import serve
 
 
 @functools.cache
-def blank_png(width: int, height: int) -> bytes:
-    """One grey PNG per size, encoded once: a sleep renderer costs no CPU per image."""
-    out = io.BytesIO()
-    Image.new("L", (width, height), 128).save(out, format="PNG")
-    return out.getvalue()
+def blank(width: int, height: int) -> Image.Image:
+    """One grey image per size, made once (each render hands out copies of it)."""
+    return Image.new("RGB", (width, height), (128, 128, 128))
 
 
 class SleepRenderer:
-    """Sleeps `ms_per_image` per image (the GPU's time), returns a blank image."""
+    """Sleeps `ms_per_image` per image (the GPU's time), returns blank images; the
+    worker encodes them (a flat image costs its encode pool next to nothing)."""
 
     name = "sleep"
 
     def __init__(self, ms_per_image: int) -> None:
         self.ms_per_image = ms_per_image
 
-    def render(self, request: RenderRequest) -> list[bytes]:
+    def render(self, request: RenderRequest, on_step: StepHook = no_hook) -> list[RenderedImage]:
         time.sleep(self.ms_per_image * len(request.indexes) / 1000)
-        return [blank_png(request.width, request.height) for _ in request.indexes]
+        image = blank(request.width, request.height)
+        return [RenderedImage(image.copy(), {}) for _ in request.indexes]
 
 
 def main() -> int:

@@ -31,13 +31,15 @@ from multiprocessing.synchronize import Event
 
 import httpx
 import redis as sync_redis
+from PIL import Image
 from redis.asyncio import Redis
 
 from broker.queue import Queue
-from gpu_worker.renderers.base import RenderRequest
+from gpu_worker.renderers.base import RenderedImage, RenderRequest, StepHook, no_hook
 from gpu_worker.settings import WorkerSettings
 from gpu_worker.sources.http import HttpSource
 from gpu_worker.sources.redis import RedisSource
+from gpu_worker.storage.base import Guard, Staged
 from gpu_worker.worker import Worker
 from sdq.embedded_redis import EmbeddedRedis
 from sdq.supervisor import Process, free_port, kill, spawn, stop
@@ -48,14 +50,28 @@ API_PREFIX = "bench-http"  # the API process serves one queue; HTTP runs share i
 
 
 class ZeroRenderer:
+    """Costs nothing but a 1x1 image per index (the worker still encodes it)."""
+
     name = "zero"
 
-    def render(self, request: RenderRequest) -> list[bytes]:
-        return [b""] * len(request.indexes)
+    def __init__(self) -> None:
+        self._pixel = Image.new("RGB", (1, 1))
+
+    def render(self, request: RenderRequest, on_step: StepHook = no_hook) -> list[RenderedImage]:
+        return [RenderedImage(self._pixel, {}) for _ in request.indexes]
 
 
 class NullStore:
-    def put(self, token: str, index: int, png: bytes) -> None:
+    def stage(self, token: str, fence: int, index: int, png: bytes, guard: Guard) -> Staged:
+        return Staged(token, fence, index, png)
+
+    def publish(self, staged: Staged, guard: Guard) -> None:
+        pass
+
+    def discard(self, token: str, fence: int) -> None:
+        pass
+
+    def clean(self, token: str) -> None:
         pass
 
 

@@ -2,6 +2,7 @@
 every fact both sides share. Imports nothing above it.
 
     queue       Queue: one typed call per Lua script, one round trip each
+    calls       ScriptCalls: each script call's KEYS, built once; Redis errors -> ours
     admin       QueueAdmin: the operator's calls (pause, retry, cancel a client, status)
     admission   what the API asks before it queues: an Idempotency-Key, the wait
     fair        fair scheduling: the algorithm the scripts keep, Scheduling, cost
@@ -13,7 +14,8 @@ every fact both sides share. Imports nothing above it.
     figures     the whole queue in one read: depth, images, counters, workers, durations
     renders     render samples, the one writer's input (ETAs, throughput)
     tokens      a token's shape, and new tokens
-    images      where a job's images live: <token>/<index:05d>.png
+    images      where a job's images live: <token>/<index:05d>.png; preview limits
+    image_gc    deletes the images of finished jobs from a local folder, when due
     errors      the broker's errors
     settings    BrokerSettings: what every process shares (Redis, leases, retention)
     server      the Redis server: its epoch (did it lose its data?) and risky settings
@@ -24,6 +26,7 @@ from broker.errors import (
     BrokerError,
     InvalidJob,
     InvalidTransition,
+    JobCancelled,
     JobNotFound,
     StaleClaim,
     StorageUnavailable,
@@ -39,6 +42,7 @@ __all__ = [
     "ImportedJob",
     "InvalidJob",
     "InvalidTransition",
+    "JobCancelled",
     "JobNotFound",
     "JobSpec",
     "JobState",
@@ -49,11 +53,13 @@ __all__ = [
     "TokenExists",
     "admin",
     "admission",
+    "calls",
     "connection",
     "details",
     "errors",
     "fair",
     "figures",
+    "image_gc",
     "images",
     "job",
     "keys",

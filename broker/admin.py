@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from broker.details import pairs
-from broker.figures import LIVE_MS, QueueFigures
+from broker.figures import LIVE_MS, QueueFigures, worker_figures
 from broker.queue import Queue
+from broker.renders import WorkerFigures
 from broker.states import JobState
 
 __all__ = ["AdminStatus", "AuditEntry", "QueueAdmin", "Talker", "WorkerView"]
@@ -46,17 +46,15 @@ class Talker:
 class WorkerView:
     worker: str
     last_seen_ms: int
-    busy_ms: int  # render time it reported since `since_ms`
-    since_ms: int | None  # when it was first seen (its first report)
+    figures: WorkerFigures | None  # its last report's own figures (record_renders.lua)
     job: str | None  # the token it renders now
     job_started_ms: int | None
 
     @property
     def busy_ratio(self) -> float | None:
-        """Share of its time spent rendering since it was first seen."""
-        if self.since_ms is None or self.last_seen_ms <= self.since_ms:
-            return None
-        return min(1.0, self.busy_ms / (self.last_seen_ms - self.since_ms))
+        """Share of its last report interval its GPU spent rendering; None before it
+        reported figures (the same figure /metrics exports, sdq_worker_gpu_busy_ratio)."""
+        return None if self.figures is None else self.figures.busy_ratio
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,22 +105,20 @@ class QueueAdmin:
     async def status(self, top: int = 10, entries: int = 10, live_ms: int = LIVE_MS) -> AdminStatus:
         figures = await self.queue.figures(live_ms)
         reply = await self.queue.call("admin_status", [top, entries])
-        _, paused, paused_by, talkers, workers, busy, jobs, actions = reply
-        busy_fields = pairs(busy)
+        _, paused, paused_by, talkers, workers, stats, jobs, actions = reply
+        own = worker_figures(stats)
         current = {
             str(jobs[i + 1]): (str(jobs[i]), int(jobs[i + 2])) for i in range(0, len(jobs), 5)
         }
         views = []
         for i in range(0, len(workers), 2):
             worker, seen = str(workers[i]), int(float(workers[i + 1]))
-            since = busy_fields.get(f"{worker}:since")
             job = current.get(worker)
             views.append(
                 WorkerView(
                     worker,
                     seen,
-                    int(busy_fields.get(f"{worker}:ms", "0")),
-                    int(since) if since else None,
+                    own.get(worker),
                     job[0] if job else None,
                     job[1] if job else None,
                 )

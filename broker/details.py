@@ -127,6 +127,8 @@ class JobDetails:
     ahead: WorkAhead  # the work of the jobs ahead, estimated from running sums
     render_times: dict[str, RenderTime]
     paused_ms: int | None = None  # when the operator paused the queue; None: running
+    fraction: float | None = None  # the current claim's step progress, 0..1 of the job
+    preview_ms: int | None = None  # when the current claim last sent a preview (Redis clock)
 
     @property
     def resolution(self) -> str:
@@ -164,6 +166,7 @@ def job_details(token: str, reply: Sequence[Any]) -> JobDetails:
     (now, state, created, attempts, progress, number, width, height, prompt) = reply[:9]
     started, finished, cancel_requested, last_error, position = reply[9:14]
     seen, busy, new_jobs, pending_ahead, new_ahead, images, render, paused = reply[14:22]
+    fraction, preview_ms = reply[22:24]
     return JobDetails(
         token=token,
         state=JobState(state),
@@ -189,6 +192,8 @@ def job_details(token: str, reply: Sequence[Any]) -> JobDetails:
         ),
         render_times=render_times(render),
         paused_ms=int(paused) if int(paused) >= 0 else None,
+        fraction=_fraction(str(fraction)),
+        preview_ms=_optional_int(str(preview_ms)),
     )
 
 
@@ -218,3 +223,11 @@ def wait_details(reply: Sequence[Any], number: int, width: int, height: int) -> 
         ahead=ahead,
         render_times=render_times(render),
     )
+
+
+def _fraction(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return min(1.0, max(0.0, number)) if number == number else None  # NaN: none

@@ -4,6 +4,7 @@
     ├── StorageUnavailable   Redis cannot be reached or answered with an error
     ├── JobNotFound          no job with that token (never existed or expired)
     ├── InvalidTransition    the job's state does not allow the requested change
+    │   └── JobCancelled     a claim's job was cancelled (v2 DELETE) while it rendered
     ├── StaleClaim           a fenced call from a worker whose claim was superseded
     ├── TokenExists          a new job's token is already taken (import, collision)
     ├── TooManyOpenJobs      the client already holds its cap of unfinished jobs
@@ -32,6 +33,11 @@ class JobNotFound(BrokerError):
 
 class InvalidTransition(BrokerError):
     """The job's current state does not allow the requested change."""
+
+
+class JobCancelled(InvalidTransition):
+    """The job of this claim was cancelled: its worker stops and publishes nothing.
+    Told apart from a superseded claim (StaleClaim), whose job goes on elsewhere."""
 
 
 class StaleClaim(BrokerError):

@@ -10,10 +10,11 @@ stays cheap at any depth.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from broker.details import RenderTime, pairs, render_times
+from broker.renders import WorkerFigures
 
 LIVE_MS = 30_000  # a worker seen this recently counts as live, unless the caller says
 
@@ -35,6 +36,8 @@ class QueueFigures:
     since_ms: int | None  # the oldest throughput sample in the window, if any
     since_complete: int | None
     paused_ms: int | None = None  # when the operator paused the queue; None: running
+    # each live worker's own last-reported figures
+    workers: dict[str, WorkerFigures] = field(default_factory=dict)
 
     @property
     def new(self) -> int:
@@ -59,7 +62,7 @@ def queue_figures(reply: Sequence[Any]) -> QueueFigures:
     """Parses queue_figures.lua's reply (after its status code)."""
     now, waiting, reserved, pending, oldest_waiting, oldest_open = reply[:6]
     new_images, pending_images, seen, counters, render, durations = reply[6:12]
-    since_ms, since_complete, paused = reply[12:]
+    since_ms, since_complete, paused, workers = reply[12:16]
     return QueueFigures(
         now_ms=int(now),
         waiting=int(waiting),
@@ -76,4 +79,15 @@ def queue_figures(reply: Sequence[Any]) -> QueueFigures:
         since_ms=_absent(since_ms),
         since_complete=_absent(since_complete),
         paused_ms=_absent(paused),
+        workers=worker_figures(workers),
     )
+
+
+def worker_figures(flat: Sequence[Any]) -> dict[str, WorkerFigures]:
+    """A flat worker id, figures text list as {worker: WorkerFigures}, skipping text
+    that is not what WorkerFigures.encode() writes."""
+    return {
+        name: figures
+        for name, text in pairs(flat).items()
+        if (figures := WorkerFigures.decode(text)) is not None
+    }

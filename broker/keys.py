@@ -34,7 +34,6 @@ clients that a script finds by itself (the head of `waiting`, a sweep of
                              refreshed every SDQ_REPORT_INTERVAL_S (default 5 s) and at
                              least every idle poll, removed on graceful exit, pruned
                              after a day: count a worker live if seen in the last 30 s
-    {p}:worker_busy   hash   per worker: <id>:ms render time reported, <id>:since first seen
     {p}:render_ms     hash   render time per resolution, for ETAs, fields per "<W>x<H>":
                              <W>x<H>:images   images rendered (sum, integer)
                              <W>x<H>:ms       their render time in ms (sum, integer)
@@ -55,49 +54,68 @@ clients that a script finds by itself (the head of `waiting`, a sweep of
                              sums were last counted job by job (queue_figures.lua)
     {p}:limits:...    string/list  the /addJob rate limiter's windows (the `limits` library)
     {p}:throughput    zset   samples "<ms>:<complete counter>" (score ms) for jobs/minute
+    {p}:preview:<token> string  the live preview of a pending job's current image,
+                             "<fence>:<base64 JPEG>" (renew_lease.lua); expires with the
+                             lease, deleted when the job finishes, served only to the
+                             claim that wrote it (get_preview.lua)
+    {p}:image_gc      zset   tokens whose images are due for deletion, score = when (ms):
+                             finish() adds a complete job at its retention end, a
+                             cancelled or failed one at once; the owner of a local image
+                             folder takes due tokens (take_due_images.lua) and deletes
+                             their folders. Entries due over an hour ago that nobody
+                             took (S3 storage: a bucket lifecycle rule does it) are
+                             dropped by finish(), so the zset stays bounded; a
+                             retried job's entry goes (retry_job.lua)
+    {p}:worker_stats  hash   worker id -> its last report's figures, "busy=0.98 ips=1.9
+                             768x576=0.52" (broker/renders.py WorkerFigures), for /metrics
+                             and sdq admin status; pruned with {p}:workers
 """
 
 from dataclasses import dataclass
 
 # The KEYS of each script, in the order of its header, by QueueKeys name. `job`,
-# `idem` and `client` are the one job's (request's, client's) key a call is about: a
-# script about one job gets that job's key itself. `job_prefix` and `client_prefix` are
-# prefixes a script extends only with tokens (addresses) it finds by itself. `job` is
-# always first, `client` always last (add_job passes it only for a counted client) and
-# `idem` just before it (add_job's placeholder `{p}:idem:` when the request has no key),
-# so broker/queue.py builds the rest once (`fixed_keys`).
-# tests/broker/test_lua_headers.py checks this table against the headers.
+# `idem`, `preview` and `client` are the one job's (request's, its preview's, client's)
+# key a call is about: a script about one job gets that job's key itself, and its
+# preview's as its last key where it touches that. `job_prefix`, `preview_prefix` and
+# `client_prefix` are prefixes a script extends only with tokens (addresses) it finds
+# by itself. `job` is always first, `preview` and `client` always last (add_job passes
+# `client` only for a counted client) and `idem` just before it (add_job's placeholder
+# `{p}:idem:` when the request has no key), so broker/queue.py builds the rest once
+# (`fixed_keys`). tests/broker/test_lua_headers.py checks this table against the headers.
 _INDEXES = "waiting fair active reserved leases running stats images open clients client_prefix"
-_SWEEP = f"job_prefix {_INDEXES} wakeup"
+_SWEEP = f"job_prefix {_INDEXES} wakeup image_gc"  # image_gc: finish() schedules deletion
 _LAYOUTS = {
     "add_job": "job waiting fair active stats wakeup seq images open clients vtime vfinish "
     "job_prefix idem client",
-    "admin_status": "control clients client_prefix workers worker_busy leases job_prefix audit",
-    "cancel_client": f"job_prefix {_INDEXES} vfinish audit client",
-    "cancel_job": f"job {_INDEXES} vfinish audit",
+    "admin_status": "control clients client_prefix workers worker_stats leases job_prefix audit",
+    "cancel_client": f"job_prefix {_INDEXES} vfinish audit image_gc preview_prefix client",
+    "cancel_job": f"job {_INDEXES} vfinish audit image_gc preview",
     "claim_job": f"{_SWEEP} vtime vfinish control",
+    "get_preview": "job preview",
     "get_status": "job active fair waiting reserved leases running",
     "hold_client_slot": "clients job_prefix client",
     "import_job": "job waiting active leases running stats wakeup seq images open",
     "job_details": "job active fair waiting reserved leases running workers render_ms images "
     "control",
     "next_job": f"{_SWEEP} vtime vfinish control",
-    "queue_figures": f"job_prefix {_INDEXES} workers render_ms durations throughput control",
-    "record_renders": "render_ms workers worker_busy",
+    "queue_figures": f"job_prefix {_INDEXES} workers render_ms durations throughput control "
+    "worker_stats",
+    "record_renders": "render_ms workers worker_stats",
     "release_client_slot": "client",
     "hold_stream": "streams",
     "release_stream": "streams",
-    "release_job": f"job {_SWEEP}",
-    "renew_lease": "job leases",
+    "release_job": f"job {_SWEEP} preview",
+    "renew_lease": "job leases preview",
     "requeue_expired": _SWEEP,
-    "retry_job": "job waiting fair active stats wakeup images open audit",
+    "retry_job": "job waiting fair active stats wakeup images open audit image_gc",
     "set_paused": "control wakeup waiting fair audit",
-    "set_state": f"job {_INDEXES} durations vtime vfinish",
+    "set_state": f"job {_INDEXES} durations vtime vfinish image_gc preview",
+    "take_due_images": "image_gc",
     "wait_estimate": "waiting fair reserved leases images vtime vfinish workers render_ms",
 }
 SCRIPT_KEYS: dict[str, tuple[str, ...]] = {name: tuple(k.split()) for name, k in _LAYOUTS.items()}
 # Keys named by the call's own token, Idempotency-Key or address.
-PER_CALL = ("job", "idem", "client", "streams")
+PER_CALL = ("job", "idem", "preview", "client", "streams")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +176,6 @@ class QueueKeys:
     @property
     def audit(self) -> str:
         return f"{self.tag}:audit"
-
-    @property
-    def worker_busy(self) -> str:
-        return f"{self.tag}:worker_busy"
 
     @property
     def idem(self) -> str:
@@ -226,12 +240,28 @@ class QueueKeys:
         return f"{self.tag}:images"
 
     @property
+    def preview_prefix(self) -> str:
+        return f"{self.tag}:preview:"
+
+    def preview(self, token: str) -> str:
+        return self.preview_prefix + token
+
+    @property
+    def image_gc(self) -> str:
+        return f"{self.tag}:image_gc"
+
+    @property
+    def worker_stats(self) -> str:
+        return f"{self.tag}:worker_stats"
+
+    @property
     def limits_prefix(self) -> str:
         return f"{self.tag}:limits"
 
 
 def fixed_keys(keys: QueueKeys, script: str) -> list[str]:
-    """The script's KEYS apart from the per-call `job`, `client` and `streams` keys, in
-    order (`idem` as its placeholder, the bare prefix: a call with a key replaces it)."""
-    per_call = ("job", "client", "streams")
+    """The script's KEYS apart from the per-call `job`, `preview`, `client` and `streams`
+    keys, in order (`idem` as its placeholder, the bare prefix: a call with a key
+    replaces it)."""
+    per_call = ("job", "preview", "client", "streams")
     return [getattr(keys, name) for name in SCRIPT_KEYS[script] if name not in per_call]

@@ -1,94 +1,31 @@
 """The queue's operations: one typed call per Lua script, one Redis round trip each.
 
 Each call passes its script exactly the keys the script's header lists, in its
-order (broker/keys.py, SCRIPT_KEYS), on one Redis server or a Redis Cluster alike.
+order (broker/keys.py, SCRIPT_KEYS), on one Redis server or a Redis Cluster alike:
+broker/calls.py builds them, and turns any Redis failure into StorageUnavailable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from functools import wraps
-from typing import Any, ParamSpec, TypeVar
-
-from redis.asyncio import Redis, RedisCluster
-from redis.exceptions import RedisError
+import base64
+import binascii
+from collections.abc import Iterable, Sequence
 
 from broker import details, figures
+from broker.calls import ScriptCalls, storage_errors
 from broker.details import JobDetails
-from broker.errors import StorageUnavailable
 from broker.figures import QueueFigures
+from broker.images import PREVIEW_MAX_BYTES
 from broker.job import Added, Claim, ImportedJob, JobSpec, StatusView, SweepResult
-from broker.keys import SCRIPT_KEYS, QueueKeys, fixed_keys
-from broker.lua import Call, Scripts
-from broker.renders import FORGET_WORKER_AFTER_MS, RenderSample
-from broker.settings import BrokerSettings
+from broker.lua import Call
+from broker.renders import FORGET_WORKER_AFTER_MS, RenderSample, WorkerFigures
 from broker.states import JobState
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 IDEMPOTENCY_MS = 24 * 3600 * 1000  # how long an Idempotency-Key answers its first job
 
 
-def _storage_errors(call: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Any Redis failure surfaces as StorageUnavailable, never as a raw client error."""
-
-    @wraps(call)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await call(*args, **kwargs)
-        except (RedisError, OSError) as exc:
-            raise StorageUnavailable(type(exc).__name__) from exc
-
-    return wrapper
-
-
-class Queue:
+class Queue(ScriptCalls):
     """One job queue in Redis. Safe to share between tasks; holds no state of its own."""
-
-    def __init__(self, redis: Redis | RedisCluster, settings: BrokerSettings) -> None:
-        self.redis = redis
-        self.settings = settings
-        self.keys = QueueKeys(settings.key_prefix)
-        self._scripts = Scripts(redis)
-        # built once: the status call is the hot path
-        self._fixed = {script: fixed_keys(self.keys, script) for script in SCRIPT_KEYS}
-        self._job_prefix = self.keys.job_prefix
-
-    def _keys(
-        self, script: str, token: str | None = None, client: str = "", idem: str = ""
-    ) -> list[str]:
-        """The script's KEYS: the job's own key first when the call is about one job,
-        the client's zset (of jobs, or of event streams) last when it names one, the
-        request's Idempotency-Key record (add_job: the bare prefix when there is none)
-        just before."""
-        keys = self._fixed[script]
-        if token is not None:
-            keys = [self._job_prefix + token, *keys]
-        if idem:
-            keys = [self.keys.idem_for(idem) if key == self.keys.idem else key for key in keys]
-        if client:
-            per_client = self.keys.streams if "streams" in SCRIPT_KEYS[script] else self.keys.client
-            keys = [*keys, per_client(client)]
-        return keys
-
-    async def _run(
-        self,
-        script: str,
-        args: list[str | int],
-        token: str | None = None,
-        client: str = "",
-        idem: str = "",
-    ) -> list[Any]:
-        return await self._scripts.run(script, self._keys(script, token, client, idem), args)
-
-    @_storage_errors
-    async def call(
-        self, script: str, args: list[str | int], token: str | None = None, client: str = ""
-    ) -> list[Any]:
-        """One script call with its KEYS built as for the typed calls: for the modules
-        that add views of their own (broker/admin.py, broker/admission.py)."""
-        return await self._run(script, args, token, client)
 
     async def add_job(
         self,
@@ -106,7 +43,7 @@ class Queue:
         added = await self.add(*job, created_ms=created_ms, client=client, max_open=max_open)
         return added.created_ms
 
-    @_storage_errors
+    @storage_errors
     async def add(
         self,
         token: str,
@@ -136,7 +73,7 @@ class Queue:
         created, first, replayed = await self._run("add_job", args, token, client, digest)
         return Added(str(first), int(created), bool(replayed))
 
-    @_storage_errors
+    @storage_errors
     async def hold_client_slot(
         self,
         client: str,
@@ -152,23 +89,23 @@ class Queue:
         args: list[str | int] = [token, max_open, hold_ms, number, max_images, client]
         await self._run("hold_client_slot", args, client=client)
 
-    @_storage_errors
+    @storage_errors
     async def release_client_slot(self, client: str, token: str) -> bool:
         """Gives back a slot held for a job that was not added; True if one was held."""
         (released,) = await self._run("release_client_slot", [token], client=client)
         return bool(released)
 
-    @_storage_errors
+    @storage_errors
     async def hold_stream(self, client: str, stream: str, max_streams: int, hold_ms: int) -> None:
         """Holds (or extends) one of the client's event-stream places; raises
         TooManyStreams when the client holds `max_streams` others on any replica."""
         await self._run("hold_stream", [stream, max_streams, hold_ms], client=client)
 
-    @_storage_errors
+    @storage_errors
     async def release_stream(self, client: str, stream: str) -> None:
         await self._run("release_stream", [stream], client=client)
 
-    @_storage_errors
+    @storage_errors
     async def status(self, token: str) -> StatusView:
         reply = await self._run("get_status", [], token)
         state, created, now, qlen, attempts, progress, number, width, height = reply
@@ -185,7 +122,7 @@ class Queue:
             height=height,
         )
 
-    @_storage_errors
+    @storage_errors
     async def next_job(self) -> JobSpec | None:
         """The oldest claimable new job, reserved for a while; its state stays new."""
         s = self.settings
@@ -194,7 +131,7 @@ class Queue:
         )
         return None if not reply else JobSpec(*reply)
 
-    @_storage_errors
+    @storage_errors
     async def set_state(
         self,
         token: str,
@@ -209,7 +146,7 @@ class Queue:
         refuses a stale claim."""
         return await self._set_state(token, target, fence, worker)
 
-    @_storage_errors
+    @storage_errors
     async def claim(self, worker: str, lease_ms: int | None = None) -> Claim | None:
         """Oldest claimable job -> pending under a lease, for a direct worker."""
         s = self.settings
@@ -228,16 +165,25 @@ class Queue:
         token, number, width, height, prompt, fence, lease_until, _created = reply
         return Claim(JobSpec(token, number, width, height, prompt), fence, lease_until)
 
-    @_storage_errors
+    @storage_errors
     async def renew_lease(
         self,
         token: str,
         fence: int,
         lease_ms: int | None = None,
         progress: int | None = None,
+        fraction: float | None = None,
+        preview: bytes | None = None,
     ) -> int:
-        """Extends the claim's lease; returns the new lease end (ms). Fenced."""
+        """Extends the claim's lease; returns the new lease end (ms). Fenced: a
+        superseded claim gets StaleClaim, one whose job was cancelled JobCancelled.
+
+        Also records progress: `progress` images done, `fraction` of the whole job
+        (0..1, denoising steps included) and a small JPEG `preview` of the image being
+        drawn (at most PREVIEW_MAX_BYTES; it lives as long as the lease)."""
         lease = lease_ms or self.settings.worker_lease_ms
+        if preview is not None and len(preview) > PREVIEW_MAX_BYTES:
+            raise ValueError(f"a preview is at most {PREVIEW_MAX_BYTES} bytes")
         (until,) = await self._run(
             "renew_lease",
             [
@@ -245,12 +191,32 @@ class Queue:
                 fence,
                 lease,
                 "" if progress is None else progress,
+                "" if fraction is None else f"{min(1.0, max(0.0, fraction)):.4f}",
+                "" if not preview else base64.b64encode(preview).decode("ascii"),
             ],
             token,
         )
         return int(until)
 
-    @_storage_errors
+    @storage_errors
+    async def preview(self, token: str) -> bytes | None:
+        """The live preview of a pending job (JPEG), written by its current claim;
+        None when there is none. Raises JobNotFound."""
+        reply = await self._run("get_preview", [], token)
+        if not reply:
+            return None
+        try:
+            return base64.b64decode(reply[0], validate=True)
+        except (binascii.Error, ValueError):
+            return None
+
+    @storage_errors
+    async def take_due_images(self, limit: int = 100) -> list[str]:
+        """Tokens whose images are due for deletion, taken: no other caller gets them."""
+        (tokens,) = await self._run("take_due_images", [limit])
+        return [str(token) for token in tokens]
+
+    @storage_errors
     async def complete(self, token: str, fence: int) -> None:
         """Marks a claimed job complete; only the current claim may (fencing)."""
         await self._set_state(token, JobState.COMPLETE, fence, "")
@@ -279,9 +245,10 @@ class Queue:
         )
         return int(claimed), int(lease_until)
 
-    @_storage_errors
-    async def release(self, token: str, fence: int, reason: str) -> JobState:
-        """Gives a claimed job back; returns its new state (new, or failed at the limit)."""
+    @storage_errors
+    async def release(self, token: str, fence: int, reason: str, counted: bool = True) -> JobState:
+        """Gives a claimed job back; returns its new state (new, or failed at the limit).
+        `counted=False`: a job claimed ahead and never started, which costs no attempt."""
         s = self.settings
         (outcome,) = await self._run(
             "release_job",
@@ -291,12 +258,13 @@ class Queue:
                 s.max_attempts,
                 s.retention_ms,
                 reason[:200],
+                "1" if counted else "0",
             ],
             token,
         )
         return JobState(outcome)
 
-    @_storage_errors
+    @storage_errors
     async def requeue_expired(self) -> SweepResult:
         """Runs the sweep once (at most SDQ_SWEEP_LIMIT leases and reservations)."""
         s = self.settings
@@ -307,12 +275,12 @@ class Queue:
             int(requeued), int(failed), int(unreserved), int(dropped), bool(full), not counted
         )
 
-    @_storage_errors
+    @storage_errors
     async def wait_for_work(self, timeout_s: float) -> bool:
         """Blocks until a job may be claimable or the timeout passes (no hot polling)."""
         return await self.redis.blpop([self.keys.wakeup], timeout=timeout_s) is not None
 
-    @_storage_errors
+    @storage_errors
     async def figures(
         self,
         live_ms: int = figures.LIVE_MS,
@@ -333,7 +301,7 @@ class Queue:
         f = await self.figures()
         return {"new": f.new, "pending": f.pending, **f.counters}
 
-    @_storage_errors
+    @storage_errors
     async def cancel(self, token: str) -> JobState:
         """Withdraws a new or pending job (v2 DELETE); returns the state it had.
         A pending job's worker sees `cancel_requested` and stops (cancel_job.lua)."""
@@ -341,35 +309,44 @@ class Queue:
         (previous,) = await self._run("cancel_job", args, token)
         return JobState(previous)
 
-    @_storage_errors
+    @storage_errors
     async def job_details(self, token: str, live_ms: int) -> JobDetails:
         """One job with its place, the work ahead, live workers and render times: O(1)
         reads whatever the queue's depth (job_details.lua, broker/details.py)."""
         reply = await self._run("job_details", [live_ms], token)
         return details.job_details(token, reply)
 
-    @_storage_errors
+    @storage_errors
     async def record_renders(
-        self, worker: str, samples: Iterable[RenderSample], leaving: bool = False
+        self,
+        worker: str,
+        samples: Iterable[RenderSample],
+        leaving: bool = False,
+        figures: WorkerFigures | None = None,
     ) -> int:
-        """Adds a worker's render samples and marks it live (or gone, when leaving);
-        returns the Redis clock (ms)."""
-        args: list[str | int] = [worker, "gone" if leaving else "live", FORGET_WORKER_AFTER_MS]
+        """Adds a worker's render samples and marks it live (or gone, when leaving),
+        with its own recent figures when given; returns the Redis clock (ms)."""
+        args: list[str | int] = [
+            worker,
+            "gone" if leaving else "live",
+            FORGET_WORKER_AFTER_MS,
+            "" if figures is None else figures.encode(),
+        ]
         for sample in samples:
             args += [sample.resolution, sample.images, sample.ms]
         (now,) = await self._run("record_renders", args)
         return int(now)
 
-    @_storage_errors
+    @storage_errors
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
-    @_storage_errors
+    @storage_errors
     async def try_lock(self, key: str, owner: str, ttl_ms: int) -> bool:
         """A short-lived lock (SET NX PX), for work one process per interval should do."""
         return bool(await self.redis.set(key, owner, nx=True, px=ttl_ms))
 
-    @_storage_errors
+    @storage_errors
     async def import_jobs(self, jobs: Sequence[ImportedJob]) -> list[str]:
         """Loads jobs of the original service in one round trip (a pipeline of
         import_job calls); returns each job's outcome: imported, present or expired."""

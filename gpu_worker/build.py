@@ -33,7 +33,7 @@ def build_renderer(settings: WorkerSettings) -> Renderer:
         return renderer
     from gpu_worker.renderers.test_pattern import TestPatternRenderer
 
-    return TestPatternRenderer(settings.test_pattern_ms_per_image)
+    return TestPatternRenderer(settings.test_pattern_ms_per_image, settings.steps)
 
 
 def build_store(settings: WorkerSettings) -> ImageStore:

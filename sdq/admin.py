@@ -148,11 +148,13 @@ def render_status(status: AdminStatus) -> str:
         "top talkers (open images, open jobs):",
     ]
     lines += [f"  {t.client:<40} {t.images:>6} {t.jobs:>5}" for t in status.talkers] or ["  none"]
-    lines.append("workers (last seen, busy since first seen, current job):")
+    lines.append("workers (last seen, GPU busy and images/s over its last report, current job):")
     for w in status.workers:
-        ratio = "-" if w.busy_ratio is None else f"{w.busy_ratio:.0%}"
+        ratio = "-" if w.figures is None else f"{w.figures.busy_ratio:.0%}"
+        rate = "-" if w.figures is None else f"{w.figures.images_per_s:.2f}"
         job = "idle" if w.job is None else f"{w.job} for {_ago(now, w.job_started_ms or now)}"
-        lines.append(f"  {w.worker:<32} {_ago(now, w.last_seen_ms):>12} {ratio:>5}  {job}")
+        seen = _ago(now, w.last_seen_ms)
+        lines.append(f"  {w.worker:<32} {seen:>12} {ratio:>5} {rate:>6}  {job}")
     if not status.workers:
         lines.append("  none")
     lines.append("last actions:")

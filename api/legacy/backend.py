@@ -1,4 +1,5 @@
-"""Extensions for our HTTP workers: extend a lease, release a job, report render times.
+"""Extensions for our HTTP workers: extend a lease (with step progress and a live
+preview), release a job, report render times.
 
 The legacy protocol has no heartbeat and no way to give a job back; these fill
 the gap without touching any legacy response. Each call is authenticated like
@@ -8,15 +9,19 @@ answers a JSON object. Every error is `{"error": "<message>"}`, so a worker can
 tell our 404 (job not found) from a server that lacks the endpoint:
 
     400 bad parameter   401 missing/wrong secret   404 token not found
-    409 stale claim / job not pending              429 too many failed secrets
-    503 storage unavailable
+    409 stale claim / job not pending / job cancelled
+    429 too many failed secrets                    503 storage unavailable
 
 (api/errors.py's BACKEND table.)
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,7 +32,8 @@ from api.auth import bearer_token
 from api.errors import BACKEND, FieldError, Rejected, problem, unexpected
 from api.legacy.query import is_utf8, parse_query
 from api.services import Services
-from broker.renders import RenderSample
+from broker.images import PREVIEW_MAX_BYTES
+from broker.renders import RenderSample, WorkerFigures
 from broker.tokens import is_token
 
 log = logging.getLogger(__name__)
@@ -95,12 +101,42 @@ def _integer(params: dict[str, str], name: str, low: int, high: int, default: in
 async def extend_lease(
     request: Request, services: Services, params: dict[str, str]
 ) -> dict[str, Any]:
+    """Query: token, fence, lease_ms, progress (images done). Optional JSON body:
+    `{"fraction": 0..1 of the whole job, "preview": base64 JPEG}` (a preview of at
+    most 32 KiB, so the body stays far below the 64 KiB limit)."""
     token = _token(params)
     fence = _integer(params, "fence", 1, 10**15, None)
     lease_ms = _integer(params, "lease_ms", 1000, MAX_LEASE_MS, services.settings.worker_lease_ms)
     progress = _integer(params, "progress", 0, 16, 0) if params.get("progress") else None
-    until = await services.queue.renew_lease(token, fence, lease_ms, progress)
+    fraction, preview = _live(await request.body())
+    until = await services.queue.renew_lease(token, fence, lease_ms, progress, fraction, preview)
     return {"token": token, "fence": fence, "lease_until_ms": until}
+
+
+def _live(raw: bytes) -> tuple[float | None, bytes | None]:
+    """The lease body's fraction and preview; an empty body has neither."""
+    if not raw.strip():
+        return None, None
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise _bad_request("the body must be a JSON object") from exc
+    if not isinstance(body, dict):
+        raise _bad_request("the body must be a JSON object")
+    fraction, preview = body.get("fraction"), body.get("preview")
+    if fraction is not None and (
+        type(fraction) not in (int, float) or not math.isfinite(fraction) or not 0 <= fraction <= 1
+    ):
+        raise _bad_request("fraction must be a number from 0 to 1")
+    if preview is None:
+        return fraction, None
+    try:
+        image = base64.b64decode(preview, validate=True) if isinstance(preview, str) else b""
+    except (binascii.Error, ValueError):
+        image = b""
+    if not image.startswith(b"\xff\xd8\xff") or len(image) > PREVIEW_MAX_BYTES:
+        raise _bad_request(f"preview must be a base64 JPEG of at most {PREVIEW_MAX_BYTES} bytes")
+    return fraction, image
 
 
 @router.post("/release", summary="Give a claimed job back (its attempt counts)")
@@ -113,7 +149,8 @@ async def release_job(
     reason = params.get("reason", "")[:200] or "released by worker"
     if not is_utf8(reason):
         raise _bad_request("reason must be UTF-8 text")
-    state = await services.queue.release(token, fence, reason)
+    counted = _integer(params, "counted", 0, 1, 1) == 1  # 0: claimed ahead, never started
+    state = await services.queue.release(token, fence, reason, counted)
     return {"token": token, "fence": fence, "state": state.value}
 
 
@@ -125,8 +162,18 @@ async def report(request: Request, services: Services, params: dict[str, str]) -
     except ValueError as exc:
         raise _bad_request("the body must be a JSON object") from exc
     worker, samples, leaving = _report_body(body)
-    now = await services.queue.record_renders(worker, samples, leaving)
+    figures = _figures(body.get("figures"))
+    now = await services.queue.record_renders(worker, samples, leaving, figures)
     return {"now_ms": now}
+
+
+def _figures(text: object) -> WorkerFigures | None:
+    if text is None:
+        return None
+    figures = WorkerFigures.decode(text) if isinstance(text, str) and len(text) <= 2000 else None
+    if figures is None:
+        raise _bad_request("figures must be as WorkerFigures.encode() writes them")
+    return figures
 
 
 def _report_body(body: object) -> tuple[str, list[RenderSample], bool]:

@@ -11,16 +11,12 @@ from dataclasses import dataclass
 
 from api.errors import FieldError
 from api.legacy.query import byte_length
+from broker.images import SIZES
 
 MAX_PROMPT_BYTES = 500
 MAX_CAPTCHA_BYTES = 5000
 MIN_NUMBER, MAX_NUMBER = 1, 16
-RESOLUTIONS: dict[str, tuple[int, int]] = {
-    "1024x576": (1024, 576),
-    "768x576": (768, 576),
-    "576x768": (576, 768),
-    "576x576": (576, 576),
-}
+RESOLUTIONS: dict[str, tuple[int, int]] = {f"{w}x{h}": (w, h) for w, h in SIZES}
 TOKEN_BYTES = 32  # checked as Go's len(); broker/tokens.py defines what may exist
 NON_PRINTABLE = "prompt contains a non-printable ASCII character (after transliteration of DE/IT)"
 

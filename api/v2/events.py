@@ -6,8 +6,10 @@ every SDQ_SSE_POLL_S, once for all the streams of that job it serves
 balancer can serve any stream, a reconnect may land on another replica, and no
 event is lost to a pub/sub message sent while no one listened.
 
-- `id:` is the job's fingerprint (state, attempts, position, progress, whether a
-  worker is live): the same on every replica. A reconnect sends it back as
+- `id:` is the job's fingerprint (state, attempts, position, progress in images
+  and in percent of the steps, the live preview's time, whether a worker is
+  live): the same on every replica. Step progress and a new preview change it,
+  so while a job renders a `status` event goes out about once a second. A reconnect sends it back as
   Last-Event-ID, and the stream skips a snapshot the client already has; a
   finished job whose last event the client has is answered 204 (stop).
 - The ETA counts down on the client; it is sent again only when it drifts from
@@ -47,7 +49,12 @@ class EventStreamResponse(StreamingResponse):
 def fingerprint(view: JobView) -> str:
     position = "-" if view.position is None else str(view.position)
     live = int(view.workers.available)
-    return f"{view.state.value}.{view.attempts}.{position}.{view.progress.done}.{live}"
+    percent = round(view.progress.fraction * 100)
+    preview = view.preview.rpartition("=")[2] if view.preview else "-"
+    return (
+        f"{view.state.value}.{view.attempts}.{position}.{view.progress.done}.{live}"
+        f".{percent}.{preview}"
+    )
 
 
 def status_event(view: JobView) -> str:

@@ -69,8 +69,12 @@ class JobCreated(BaseModel):
 
 
 class Progress(BaseModel):
-    done: int = Field(description="images stored so far")
+    done: int = Field(description="images rendered so far")
     total: int = Field(description="images requested")
+    fraction: float = Field(
+        description="0..1 of the whole job, denoising steps included: it moves during a "
+        "batch (updated about once a second while the job renders; 1 when complete)"
+    )
 
 
 class Workers(BaseModel):
@@ -101,6 +105,11 @@ class JobView(BaseModel):
     cancel_requested: bool = Field(description="the job was cancelled while it rendered")
     queue_paused: bool = Field(
         default=False, description="the operator paused the queue: no job starts until it resumes"
+    )
+    preview: str | None = Field(
+        default=None,
+        description="while the job renders: the URL of a small JPEG of the image being "
+        "drawn (a new one about once a second, each with its own `v`); null otherwise",
     )
     images: list[str] | None = Field(
         description="when complete: one URL per image, in order; null before, or when "

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
-from api.errors import Rejected
+from api.errors import FieldError, Rejected
 from api.idempotency import HEADER as IDEMPOTENCY_KEY
 from api.idempotency import check_key
 from api.legacy.query import go_trim
@@ -53,6 +53,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(prefix="/v2", tags=["v2"], route_class=V2Route)
+PREVIEW_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def context(request: Request) -> V2Context:
@@ -149,6 +150,24 @@ async def cancel_job(
 ) -> JobView:
     await services.queue.cancel(_job_token(token))
     return await load_job(services, context, token)
+
+
+@router.get(
+    "/jobs/{token}/preview",
+    summary="The live preview of a rendering job: a small JPEG of the image being drawn",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "the latest preview"},
+        404: {"model": ErrorResponse, "description": "no such job, or no preview now"},
+        429: {"model": ErrorResponse, "description": "too many reads (SDQ_V2_READ_RATE)"},
+        503: _ERRORS[503],
+    },
+)
+async def job_preview(token: str, services: ServicesDep, counted: Counted) -> Response:
+    image = await services.queue.preview(_job_token(token))
+    if image is None:
+        raise Rejected(404, [FieldError("token", "no preview")])
+    return Response(image, media_type="image/jpeg", headers=PREVIEW_HEADERS)
 
 
 @router.get(

@@ -46,6 +46,13 @@ def links(token: str) -> JobLinks:
     return JobLinks(status=f"/v2/jobs/{token}", events=f"/v2/jobs/{token}/events")
 
 
+def preview_url(details: JobDetails) -> str | None:
+    """The live preview's URL while the job renders; `v` changes with every new one."""
+    if details.state is not JobState.PENDING or details.preview_ms is None:
+        return None
+    return f"/v2/jobs/{details.token}/preview?v={details.preview_ms}"
+
+
 async def load_job(services: Services, context: V2Context, token: str) -> JobView:
     """Reads the job in one round trip and renders it; raises JobNotFound."""
     settings = context.settings
@@ -67,11 +74,14 @@ def job_view(details: JobDetails, images: ImageUrls | None) -> JobView:
         age_s=max(0, details.now_ms - details.created_ms) / 1000,
         position=details.position,
         attempts=details.attempts,
-        progress=Progress(done=_images_done(details), total=details.number),
+        progress=Progress(
+            done=_images_done(details), total=details.number, fraction=_fraction(details)
+        ),
         eta_s=eta,
         workers=Workers(live=workers, available=workers > 0),
         cancel_requested=details.cancel_requested_ms is not None,
         queue_paused=details.paused_ms is not None,
+        preview=preview_url(details),
         images=urls,
         error=public_error(details.last_error) if details.state is JobState.FAILED else None,
         notice=_notice(details, workers, eta, urls),
@@ -85,6 +95,16 @@ def _images_done(details: JobDetails) -> int:
     if details.state is JobState.COMPLETE:
         return details.number
     return min(details.progress, details.number)
+
+
+def _fraction(details: JobDetails) -> float:
+    """Of the whole job, steps included: 1 when complete, 0 until it renders."""
+    if details.state is JobState.COMPLETE:
+        return 1.0
+    if details.state is not JobState.PENDING or details.number <= 0:
+        return 0.0
+    done = _images_done(details) / details.number
+    return round(min(1.0, max(done, details.fraction or 0.0)), 3)
 
 
 def _notice(

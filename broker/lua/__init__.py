@@ -29,6 +29,7 @@ from broker.errors import (
     IdempotencyConflict,
     InvalidJob,
     InvalidTransition,
+    JobCancelled,
     JobNotFound,
     StaleClaim,
     TokenExists,
@@ -51,6 +52,7 @@ _ERRORS: dict[str, type[BrokerError]] = {
     "TOO_MANY_IMAGES": TooManyOpenImages,
     "IDEMPOTENCY_MISMATCH": IdempotencyConflict,
     "BAD_STATE": InvalidJob,
+    "CANCELLED": JobCancelled,
 }
 
 # How many values each script returns after 'OK' (its header's Returns; several
@@ -63,13 +65,14 @@ REPLY_LENGTHS: dict[str, frozenset[int]] = {
         "cancel_client": (2,),
         "cancel_job": (1,),
         "claim_job": (0, 8),
+        "get_preview": (0, 1),
         "get_status": (9,),
         "hold_client_slot": (0,),
         "hold_stream": (0,),
         "import_job": (1,),
-        "job_details": (22,),
+        "job_details": (24,),
         "next_job": (0, 5),
-        "queue_figures": (15,),
+        "queue_figures": (16,),
         "record_renders": (1,),
         "release_client_slot": (1,),
         "release_job": (1,),
@@ -79,6 +82,7 @@ REPLY_LENGTHS: dict[str, frozenset[int]] = {
         "retry_job": (0,),
         "set_paused": (1,),
         "set_state": (2,),
+        "take_due_images": (1,),
         "wait_estimate": (7,),
     }.items()
 }

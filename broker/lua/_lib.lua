@@ -183,7 +183,7 @@ local function audit(K, now, action, target, by, outcome)
 end
 
 -- Ends a job (hash jk) in a terminal state: off every index, kept for retention_ms.
--- K: waiting, fair, active, reserved, leases, running, open, stats, images, clients, client_prefix
+-- K: waiting, fair, active, reserved, leases, running, open, stats, images, clients, client_prefix, image_gc
 local function finish(K, jk, token, member, state, now, retention_ms)
   local done = redis.call('HMGET', jk, 'client', 'state', 'number', 'width', 'height')
   if done[1] then
@@ -202,6 +202,13 @@ local function finish(K, jk, token, member, state, now, retention_ms)
   redis.call('HSET', jk, 'state', state, 'finished_ms', now, 'lease_until', 0)
   redis.call('PEXPIRE', jk, retention_ms)
   redis.call('HINCRBY', K.stats, state, 1)
+  -- [worker lane] the job's images are due for deletion (broker/keys.py image_gc): a
+  -- complete job's with the job, a cancelled or failed job's (leftovers only) at once.
+  -- Entries due over an hour ago were not taken (no local folder): dropped.
+  local due = now
+  if state == 'complete' then due = now + retention_ms end
+  redis.call('ZADD', K.image_gc, due, token)
+  redis.call('ZREMRANGEBYSCORE', K.image_gc, '-inf', now - 3600000)
 end
 
 -- An index lists `token` but its job hash (K.job_prefix .. token) is gone, or is a
@@ -243,7 +250,7 @@ end
 -- render failed): the attempt counts, and the job goes back to its place in the
 -- queue (its creation time or its start tag is kept) or, past max_attempts, to
 -- failed. A job whose hash is gone is dropped from every index instead ('gone').
--- K: waiting, fair, active, reserved, leases, running, open, stats, images, clients, client_prefix, wakeup, job_prefix
+-- K: waiting, fair, active, reserved, leases, running, open, stats, images, clients, client_prefix, image_gc, wakeup, job_prefix
 local function give_up_attempt(K, jk, token, now, max_attempts, retention_ms, reason)
   local fields = redis.call('HMGET', jk, 'member', 'created_ms', 'number', 'width', 'height',
     'vstart')
@@ -273,7 +280,7 @@ end
 -- come from leases and reserved, their hashes are K.job_prefix .. token. Returns
 -- requeued, failed, reservations ended, entries dropped (their hash was gone), and
 -- whether a batch was full (1: the caller should call again at once).
--- K: waiting, fair, active, reserved, leases, running, open, stats, images, clients, client_prefix, wakeup, job_prefix
+-- K: waiting, fair, active, reserved, leases, running, open, stats, images, clients, client_prefix, image_gc, wakeup, job_prefix
 local function sweep(K, now, max_attempts, retention_ms, limit)
   local requeued, failed, dropped = 0, 0, 0
   local expired = redis.call('ZRANGEBYSCORE', K.leases, '-inf', now, 'LIMIT', 0, limit)

@@ -2,9 +2,9 @@
 cancel_client.lua: `sdq admin cancel-client KEY`: cancels every open job of one
 client (the key the abuse limits and the fair queue use: an address, an IPv6
 network), as cancel_job.lua cancels one: new ones leave the queue, pending ones
-get `cancel_requested` and their workers stop. Tokens of the client's zset whose
-job hash is gone are dropped with every index entry. The client's finish tag is
-forgotten: it has nothing queued. Audited.
+get `cancel_requested` and their workers stop; their live previews go. Tokens of
+the client's zset whose job hash is gone are dropped with every index entry. The
+client's finish tag is forgotten: it has nothing queued. Audited.
 
 KEYS:
   [1] job_prefix        "{p}:job:"; the client's jobs' hashes are job_prefix .. token,
@@ -20,10 +20,13 @@ KEYS:
   [10] open             hash  token -> record of each open job
   [11] clients          zset  client key -> images of its open jobs
   [12] client_prefix    "{p}:client:"; each job's client zset is client_prefix .. the
-                        address in its `client` field (this client's, KEYS[15])
+                        address in its `client` field (this client's, KEYS[17])
   [13] vfinish          zset  client key -> its last virtual finish tag
   [14] audit            list  operator actions
-  [15] client           zset  "{p}:client:<key>": the client's open jobs (score 0)
+  [15] image_gc         zset  token -> when its images are due for deletion (finish())
+  [16] preview_prefix   "{p}:preview:"; a cancelled job's live preview is
+                        preview_prefix .. token (deleted)
+  [17] client           zset  "{p}:client:<key>": the client's open jobs (score 0)
 ARGV:
   [1] client            the client's key
   [2] retention_ms      integer ms: how long the cancelled jobs are kept
@@ -36,7 +39,7 @@ Returns:
 local K = {job_prefix = KEYS[1], waiting = KEYS[2], fair = KEYS[3], active = KEYS[4],
   reserved = KEYS[5], leases = KEYS[6], running = KEYS[7], stats = KEYS[8], images = KEYS[9],
   open = KEYS[10], clients = KEYS[11], client_prefix = KEYS[12], vfinish = KEYS[13],
-  audit = KEYS[14], client = KEYS[15]}
+  audit = KEYS[14], image_gc = KEYS[15], preview_prefix = KEYS[16], client = KEYS[17]}
 local now = now_ms()
 local cancelled, dropped = 0, 0
 for _, token in ipairs(redis.call('ZRANGEBYSCORE', K.client, 0, 0)) do
@@ -51,6 +54,7 @@ for _, token in ipairs(redis.call('ZRANGEBYSCORE', K.client, 0, 0)) do
       redis.call('HSET', jk, 'cancel_requested', now)
     end
     finish(K, jk, token, f[2], 'cancelled', now, tonumber(ARGV[2]))
+    redis.call('DEL', K.preview_prefix .. token)
     cancelled = cancelled + 1
   else
     redis.call('ZREM', K.client, token)

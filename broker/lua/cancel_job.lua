@@ -28,6 +28,8 @@ KEYS:
                         address in the job's `client` field (its open job is dropped)
   [13] vfinish          zset  client key -> its last virtual finish tag
   [14] audit            list  operator actions (written only when ARGV[3] is not '')
+  [15] image_gc         zset  token -> when its images are due for deletion (finish())
+  [16] preview          string "{p}:preview:<token>": the live preview, deleted
 ARGV:
   [1] token
   [2] retention_ms      integer ms: how long the cancelled job is kept
@@ -43,7 +45,7 @@ Returns:
 local K = {job = KEYS[1], waiting = KEYS[2], fair = KEYS[3], active = KEYS[4],
   reserved = KEYS[5], leases = KEYS[6], running = KEYS[7], stats = KEYS[8], images = KEYS[9],
   open = KEYS[10], clients = KEYS[11], client_prefix = KEYS[12], vfinish = KEYS[13],
-  audit = KEYS[14]}
+  audit = KEYS[14], image_gc = KEYS[15], preview = KEYS[16]}
 local token = ARGV[1]
 local f = redis.call('HMGET', K.job, 'state', 'member', 'vstart', 'vcost', 'client')
 local state, member = f[1], f[2]
@@ -74,5 +76,6 @@ if state == 'new' and f[3] then
   end
 end
 finish(K, K.job, token, member, 'cancelled', now, tonumber(ARGV[2]))
+redis.call('DEL', K.preview)  -- a finished job has no live preview
 audited('cancelled (was ' .. state .. ')')
 return {'OK', state}

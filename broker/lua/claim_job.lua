@@ -21,9 +21,10 @@ KEYS:
   [12] client_prefix    "{p}:client:"; a failed or dropped job's client zset is
                         client_prefix .. the address in its `client` field or record
   [13] wakeup           list  pushed when the sweep makes a job claimable
-  [14] vtime            string  the fair queue's virtual time (moves to the start tag)
-  [15] vfinish          zset  client key -> last virtual finish tag (pruned)
-  [16] control          hash  `paused` while the queue is paused
+  [14] image_gc         zset  token -> when its images are due for deletion (finish())
+  [15] vtime            string  the fair queue's virtual time (moves to the start tag)
+  [16] vfinish          zset  client key -> last virtual finish tag (pruned)
+  [17] control          hash  `paused` while the queue is paused
 ARGV:
   [1] lease_ms          integer ms; the worker renews it while it renders
   [2] max_attempts      integer
@@ -39,7 +40,7 @@ Returns:
 local K = {job_prefix = KEYS[1], waiting = KEYS[2], fair = KEYS[3], active = KEYS[4],
   reserved = KEYS[5], leases = KEYS[6], running = KEYS[7], stats = KEYS[8], images = KEYS[9],
   open = KEYS[10], clients = KEYS[11], client_prefix = KEYS[12], wakeup = KEYS[13],
-  vtime = KEYS[14], vfinish = KEYS[15], control = KEYS[16]}
+  image_gc = KEYS[14], vtime = KEYS[15], vfinish = KEYS[16], control = KEYS[17]}
 local now = now_ms()
 local limit = tonumber(ARGV[4])
 sweep(K, now, tonumber(ARGV[2]), tonumber(ARGV[3]), limit)

@@ -23,7 +23,7 @@ Returns:
   {'OK', now_ms, state, created_ms, attempts, progress, number, width, height,
    prompt, started_ms, finished_ms, cancel_requested_ms, last_error,
    position, workers_seen, pending_jobs, new_jobs, pending_ahead, new_ahead,
-   images, render_ms, paused_ms}
+   images, render_ms, paused_ms, fraction, preview_ms}
       started_ms, finished_ms, cancel_requested_ms, last_error: '' when unset
       position: jobs (new or pending) served before this one: FIFO, those created
                 earlier (ZRANK of active); queued fairly, fair_place of _lib.lua;
@@ -35,6 +35,8 @@ Returns:
               counted again)
       render_ms: the hash as a flat field, value list
       paused_ms: when the queue was paused; -1 when it is not
+      fraction, preview_ms: the current claim's step progress (0..1 of the whole
+      job) and when it last sent a preview (renew_lease.lua); '' when none
   {'NOT_FOUND'}         no job with this token
 ]]
 --@include _lib.lua
@@ -44,7 +46,7 @@ local K = {job = KEYS[1], active = KEYS[2], fair = KEYS[3], waiting = KEYS[4],
   render_ms = KEYS[9], images = KEYS[10], control = KEYS[11]}
 local f = redis.call('HMGET', K.job, 'state', 'created_ms', 'attempts', 'progress',
   'number', 'width', 'height', 'prompt', 'started_ms', 'finished_ms', 'cancel_requested',
-  'last_error', 'member', 'vstart')
+  'last_error', 'member', 'vstart', 'fence', 'fraction', 'preview_ms')
 if not f[1] or not f[13] then
   return {'NOT_FOUND'}
 end
@@ -68,6 +70,14 @@ if state == 'new' or state == 'pending' then
     end
   end
 end
+-- the current claim's step progress and preview time ("<fence>:<value>", written by
+-- renew_lease.lua): another claim's never show
+local fraction, preview_ms = '', ''
+if state == 'pending' and f[15] then
+  local own = f[15] .. ':'
+  if f[16] and string.sub(f[16], 1, #own) == own then fraction = string.sub(f[16], #own + 1) end
+  if f[17] and string.sub(f[17], 1, #own) == own then preview_ms = string.sub(f[17], #own + 1) end
+end
 local paused = redis.call('HGET', K.control, 'paused')
 return {'OK', now, state, tonumber(f[2]), tonumber(f[3] or 0), tonumber(f[4] or 0),
   tonumber(f[5]), tonumber(f[6]), tonumber(f[7]), f[8] or '', f[9] or '', f[10] or '',
@@ -75,4 +85,4 @@ return {'OK', now, state, tonumber(f[2]), tonumber(f[3] or 0), tonumber(f[4] or 
   redis.call('ZCOUNT', K.workers, now - tonumber(ARGV[1]), '+inf'),
   pending_jobs, new_jobs, pending_ahead, new_ahead,
   redis.call('HGETALL', K.images), redis.call('HGETALL', K.render_ms),
-  tonumber(paused or -1)}
+  tonumber(paused or -1), fraction, preview_ms}

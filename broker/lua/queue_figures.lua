@@ -2,8 +2,10 @@
 queue_figures.lua: every figure of the whole queue, read in one step: jobs per
 live state, the oldest waiting and open jobs, images per unfinished state,
 lifetime counters, live workers, measured render times, the claim-to-complete
-histogram, and the completion rate. /metrics, the v2 API's queue overview and
-Queue.counts() all read this one script.
+histogram, the completion rate, and each live worker's own figures (GPU-busy
+ratio, images per second, seconds per image: record_renders.lua). /metrics, the
+v2 API's queue overview, Queue.counts() and sdq admin status all read this one
+script.
 
 The rate needs history: with sample_every_ms > 0, a call also appends one
 sample of the `complete` counter to the throughput zset (at most one per
@@ -36,6 +38,7 @@ KEYS:
   [15] durations        hash  claim-to-complete histogram (fields in _lib.lua)
   [16] throughput       zset  member "<ms>:<complete counter>", score ms
   [17] control          hash  `paused` (ms) while the queue is paused
+  [18] worker_stats     hash  worker id -> its last report's figures (record_renders.lua)
 ARGV:
   [1] live_ms           integer ms: a worker seen this recently counts as live
   [2] sample_every_ms   integer ms: least time between two samples; 0 = take none
@@ -43,7 +46,7 @@ ARGV:
 Returns:
   {'OK', now_ms, waiting, reserved, pending, oldest_waiting_ms, oldest_open_ms,
    new_images, pending_images, workers_seen, stats, render_ms, durations,
-   since_ms, since_complete, paused_ms}
+   since_ms, since_complete, paused_ms, worker_figures}
       waiting, reserved, pending: jobs (new = waiting + reserved); waiting counts
       both waiting sets (FIFO and fair)
       oldest_waiting_ms: created_ms of the next job to serve (claim_job's pick);
@@ -52,13 +55,15 @@ Returns:
       since_ms, since_complete: the oldest sample in the window (the rate is
       (complete now - since_complete) over (now - since_ms)); -1, -1 when none
       paused_ms: when the queue was paused (sdq admin pause); -1 when it is not
+      worker_figures: flat list worker id, figures text, ... of the live workers
 ]]
 --@include _lib.lua
 
 local K = {job_prefix = KEYS[1], waiting = KEYS[2], fair = KEYS[3], active = KEYS[4],
   reserved = KEYS[5], leases = KEYS[6], running = KEYS[7], stats = KEYS[8], images = KEYS[9],
   open = KEYS[10], clients = KEYS[11], client_prefix = KEYS[12], workers = KEYS[13],
-  render_ms = KEYS[14], durations = KEYS[15], throughput = KEYS[16], control = KEYS[17]}
+  render_ms = KEYS[14], durations = KEYS[15], throughput = KEYS[16], control = KEYS[17],
+  worker_stats = KEYS[18]}
 local now = now_ms()
 local cutoff = now - tonumber(ARGV[3])
 local oldest = redis.call('ZRANGEBYSCORE', K.throughput, '(' .. cutoff, '+inf',
@@ -141,9 +146,19 @@ if not images[3] then
   images = count_images()
 end
 local paused = redis.call('HGET', K.control, 'paused')
+-- each live worker's own figures (GPU-busy ratio, images/s, s per image)
+local worker_figures = {}
+for _, worker in ipairs(redis.call('ZRANGEBYSCORE', K.workers, now - tonumber(ARGV[1]), '+inf')) do
+  local text = redis.call('HGET', K.worker_stats, worker)
+  if text then
+    worker_figures[#worker_figures + 1] = worker
+    worker_figures[#worker_figures + 1] = text
+  end
+end
 return {'OK', now, redis.call('ZCARD', K.waiting) + redis.call('ZCARD', K.fair),
   redis.call('ZCARD', K.reserved), redis.call('ZCARD', K.leases), next_created(),
   head_score(K.active), tonumber(images[1] or 0), tonumber(images[2] or 0),
   redis.call('ZCOUNT', K.workers, now - tonumber(ARGV[1]), '+inf'),
   redis.call('HGETALL', K.stats), redis.call('HGETALL', K.render_ms),
-  redis.call('HGETALL', K.durations), since_ms, since_complete, tonumber(paused or -1)}
+  redis.call('HGETALL', K.durations), since_ms, since_complete, tonumber(paused or -1),
+  worker_figures}

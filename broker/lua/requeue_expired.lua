@@ -21,6 +21,7 @@ KEYS:
   [12] client_prefix    "{p}:client:"; a failed or dropped job's client zset is
                         client_prefix .. the address in its `client` field or record
   [13] wakeup           list  pushed when the sweep makes a job claimable
+  [14] image_gc         zset  token -> when its images are due for deletion (finish())
 ARGV:
   [1] max_attempts      integer
   [2] retention_ms      integer ms
@@ -37,7 +38,8 @@ Returns:
 
 local K = {job_prefix = KEYS[1], waiting = KEYS[2], fair = KEYS[3], active = KEYS[4],
   reserved = KEYS[5], leases = KEYS[6], running = KEYS[7], stats = KEYS[8], images = KEYS[9],
-  open = KEYS[10], clients = KEYS[11], client_prefix = KEYS[12], wakeup = KEYS[13]}
+  open = KEYS[10], clients = KEYS[11], client_prefix = KEYS[12], wakeup = KEYS[13],
+  image_gc = KEYS[14]}
 local requeued, failed, unreserved, dropped, full = sweep(K, now_ms(), tonumber(ARGV[1]),
   tonumber(ARGV[2]), tonumber(ARGV[3]))
 return {'OK', requeued, failed, unreserved, dropped, full,

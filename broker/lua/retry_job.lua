@@ -2,8 +2,9 @@
 retry_job.lua: `sdq admin retry TOKEN`: a failed job goes back to new, at its old
 place (its creation time, or its start tag when it was queued fairly: the head of
 the queue, since it has waited already), with its attempts counted from 0 again.
-Its retention ends: it is open again. A finished job keeps no client address, so a
-retried job counts against no client's cap. Audited.
+Its retention ends: it is open again, and its images are no longer due for
+deletion (finish() scheduled a failed job's leftovers). A finished job keeps no
+client address, so a retried job counts against no client's cap. Audited.
 
 KEYS:
   [1] job               hash  "{p}:job:<token>": the job to retry
@@ -15,6 +16,7 @@ KEYS:
   [7] images            hash  images per unfinished state and resolution
   [8] open              hash  token -> record of each open job
   [9] audit             list  operator actions
+  [10] image_gc         zset  token -> when its images are due for deletion (its entry goes)
 ARGV:
   [1] token
   [2] by                who retries (user@host), for the audit list
@@ -26,7 +28,8 @@ Returns:
 --@include _lib.lua
 
 local K = {job = KEYS[1], waiting = KEYS[2], fair = KEYS[3], active = KEYS[4],
-  stats = KEYS[5], wakeup = KEYS[6], images = KEYS[7], open = KEYS[8], audit = KEYS[9]}
+  stats = KEYS[5], wakeup = KEYS[6], images = KEYS[7], open = KEYS[8], audit = KEYS[9],
+  image_gc = KEYS[10]}
 local token = ARGV[1]
 local f = redis.call('HMGET', K.job, 'state', 'member', 'created_ms', 'number', 'width',
   'height', 'vstart')
@@ -43,6 +46,7 @@ local res = f[5] .. 'x' .. f[6]
 redis.call('PERSIST', K.job)
 redis.call('HSET', K.job, 'state', 'new', 'attempts', 0, 'progress', 0, 'lease_until', 0)
 redis.call('HDEL', K.job, 'finished_ms', 'cancel_requested')
+redis.call('ZREM', K.image_gc, token)
 enqueue(K, f[2], f[3], f[7])
 redis.call('ZADD', K.active, f[3], f[2])
 record_open(K, token, f[2], f[4], res, '')

@@ -22,6 +22,8 @@ KEYS:
   [13] durations        hash  claim-to-complete histogram (fields in _lib.lua)
   [14] vtime            string  the fair queue's virtual time (moves to the start tag)
   [15] vfinish          zset  client key -> last virtual finish tag (pruned)
+  [16] image_gc         zset  token -> when its images are due for deletion (finish())
+  [17] preview          string "{p}:preview:<token>": the live preview, deleted on complete
 ARGV:
   [1] token
   [2] target            'pending' or 'complete'
@@ -41,7 +43,7 @@ Returns:
 local K = {job = KEYS[1], waiting = KEYS[2], fair = KEYS[3], active = KEYS[4],
   reserved = KEYS[5], leases = KEYS[6], running = KEYS[7], stats = KEYS[8], images = KEYS[9],
   open = KEYS[10], clients = KEYS[11], client_prefix = KEYS[12], durations = KEYS[13],
-  vtime = KEYS[14], vfinish = KEYS[15]}
+  vtime = KEYS[14], vfinish = KEYS[15], image_gc = KEYS[16], preview = KEYS[17]}
 local token = ARGV[1]
 local f = redis.call('HMGET', K.job, 'state', 'member', 'number', 'width', 'height', 'fence',
   'started_ms', 'vstart')
@@ -67,6 +69,7 @@ if target == 'complete' and state == 'pending' then
     record_duration(K, f[4] .. 'x' .. f[5], now - tonumber(f[7]))
   end
   finish(K, K.job, token, member, 'complete', now, tonumber(ARGV[6]))
+  redis.call('DEL', K.preview)
   return {'OK', tonumber(f[6]), 0}
 end
 return {'BAD_TRANSITION'}

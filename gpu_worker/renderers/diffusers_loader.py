@@ -25,6 +25,7 @@ import torch
 from diffusers import AutoPipelineForText2Image
 
 from gpu_worker.errors import ModelLoadError
+from gpu_worker.renderers import diffusers_options
 from gpu_worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,12 @@ class PipelineSpec:
     dtype: str  # a key of _DTYPES, resolved
     safety_checker: bool
     attention_slicing: bool
+    scheduler: str = "dpmpp-2m-karras"  # the rendering options (diffusers_options.py)
+    sdpa: bool = True
+    channels_last: bool = True
+    fuse_qkv: bool = True
+    tf32: bool = True
+    compile: str = "off"
 
     @classmethod
     def from_settings(cls, settings: WorkerSettings) -> PipelineSpec:
@@ -53,6 +60,12 @@ class PipelineSpec:
             dtype=resolve_dtype(settings.dtype, device),
             safety_checker=settings.safety_checker,
             attention_slicing=settings.attention_slicing,
+            scheduler=settings.scheduler,
+            sdpa=settings.sdpa,
+            channels_last=settings.channels_last,
+            fuse_qkv=settings.fuse_qkv,
+            tf32=settings.tf32,
+            compile=settings.compile,
         )
 
 
@@ -132,12 +145,11 @@ def _load(spec: PipelineSpec) -> Any:
         raise ModelLoadError(f"cannot load SDQ_MODEL={spec.model!r}: {exc}{_hint(source)}") from exc
     pipeline.to(spec.device)
     pipeline.set_progress_bar_config(disable=True)  # the worker logs progress itself
-    if spec.attention_slicing:
-        pipeline.enable_attention_slicing()
+    applied = diffusers_options.apply(pipeline, spec, spec.device)
     log.info(
-        "model %s (%s) loaded on %s as %s in %.1f s",
+        "model %s (%s) loaded on %s as %s in %.1f s: %s",
         spec.model, type(pipeline).__name__, spec.device, spec.dtype,
-        time.perf_counter() - started,
+        time.perf_counter() - started, ", ".join(applied),
     )  # fmt: skip
     _state_safety_checker(spec, pipeline)
     return pipeline

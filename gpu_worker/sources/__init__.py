@@ -4,7 +4,6 @@ base         the JobSource protocol
 redis        straight from Redis (the broker's scripts)
 http         the legacy backend protocol through the API, plus our extensions
 http_client  the HTTP client behind the http source
-lean_http    a pooled HTTP/1.1 client
 """
 
 __all__ = [

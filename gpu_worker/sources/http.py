@@ -15,6 +15,7 @@ to that gets `?secret=` from then on. Neither is ever logged.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from typing import Any
@@ -22,15 +23,16 @@ from typing import Any
 import httpx
 
 from broker.job import Claim, JobSpec
-from broker.renders import RenderSample
+from broker.renders import RenderSample, WorkerFigures
 from broker.states import JobState
-from gpu_worker.errors import LeaseLost, SourceRefused, SourceUnavailable
+from gpu_worker.errors import JobCancelled, LeaseLost, SourceRefused, SourceUnavailable
 from gpu_worker.settings import WorkerSettings
 from gpu_worker.sources.http_client import ApiClient, HttpUnreachable, Reply
 
 log = logging.getLogger(__name__)
 
 CLAIM_TRIES = 5  # a job taken by another backend between getNextJob and pending
+CANCELLED = "job cancelled"  # the extension's 409 for a claim whose job was cancelled
 
 
 class HttpSource:
@@ -70,10 +72,22 @@ class HttpSource:
                 raise SourceUnavailable(f"setJobStatus pending: HTTP {reply.status}")
         return None
 
+    @property
+    def renews(self) -> bool:
+        return self.extensions
+
     async def wait_for_work(self) -> None:
         await asyncio.sleep(self._settings.http_poll_s)
 
-    async def renew(self, claim: Claim, progress: int) -> None:
+    async def renew(
+        self,
+        claim: Claim,
+        progress: int,
+        fraction: float | None = None,
+        preview: bytes | None = None,
+    ) -> None:
+        """POST /backend/lease; the fraction and the preview (base64, a few KiB: far
+        below the API's 64 KiB body limit) go in a small JSON body."""
         if claim.fence is None or not self.extensions:
             return
         params = {
@@ -82,7 +96,13 @@ class HttpSource:
             "lease_ms": str(self._settings.worker_lease_ms),
             "progress": str(progress),
         }
-        reply = await self._call("POST", "/backend/lease", params)
+        live: dict[str, object] = {}
+        if fraction is not None:
+            live["fraction"] = round(fraction, 4)
+        if preview:
+            live["preview"] = base64.b64encode(preview).decode("ascii")
+        body = json.dumps(live).encode() if live else None
+        reply = await self._call("POST", "/backend/lease", params, body)
         self._extension_reply(reply, "lease")
 
     async def complete(self, claim: Claim) -> None:
@@ -95,21 +115,28 @@ class HttpSource:
         if reply.status != 200:
             raise SourceUnavailable(f"setJobStatus complete: HTTP {reply.status}")
 
-    async def release(self, claim: Claim, reason: str) -> JobState | None:
+    async def release(self, claim: Claim, reason: str, counted: bool = True) -> JobState | None:
         if claim.fence is None or not self.extensions:
             log.warning(
                 "job %s cannot be released: the API has no release extension", _short(claim)
             )
             return None
         params = {"token": claim.job.token, "fence": str(claim.fence), "reason": reason[:200]}
+        if not counted:
+            params["counted"] = "0"
         reply = await self._call("POST", "/backend/release", params)
         body = self._extension_reply(reply, "release")
         return None if body is None else JobState(body["state"])
 
-    async def report(self, samples: list[RenderSample], leaving: bool) -> None:
+    async def report(
+        self,
+        samples: list[RenderSample],
+        leaving: bool,
+        figures: WorkerFigures | None = None,
+    ) -> None:
         if not self.extensions:
             return
-        body = {
+        body: dict[str, object] = {
             "worker": self._worker_id,
             "leaving": leaving,
             "renders": [
@@ -117,8 +144,13 @@ class HttpSource:
                 for s in samples
             ],
         }
+        if figures is not None:
+            body["figures"] = figures.encode()
         reply = await self._call("POST", "/backend/report", {}, json.dumps(body).encode())
         self._extension_reply(reply, "report")
+
+    async def take_due_images(self, limit: int) -> list[str]:
+        return []  # the API's sweeper deletes them where it serves the folder
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -132,6 +164,8 @@ class HttpSource:
             log.info("the API has no /backend/%s: using the legacy protocol only", what)
             self.extensions = False
             return None
+        if reply.status == 409 and body["error"] == CANCELLED:
+            raise JobCancelled(f"{what}: {body['error']}")
         if reply.status in (404, 409):
             raise LeaseLost(f"{what}: {body['error']}")
         raise SourceUnavailable(f"{what}: HTTP {reply.status} {body['error']}")

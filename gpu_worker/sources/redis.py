@@ -15,11 +15,18 @@ from types import TracebackType
 from redis.asyncio import Redis, RedisCluster
 
 from broker.connection import create_redis
-from broker.errors import InvalidTransition, JobNotFound, StaleClaim, StorageUnavailable
+from broker.errors import (
+    InvalidTransition,
+    JobCancelled,
+    JobNotFound,
+    StaleClaim,
+    StorageUnavailable,
+)
 from broker.job import Claim
 from broker.queue import Queue
-from broker.renders import RenderSample
+from broker.renders import RenderSample, WorkerFigures
 from broker.states import JobState
+from gpu_worker.errors import JobCancelled as Cancelled
 from gpu_worker.errors import LeaseLost, SourceUnavailable
 from gpu_worker.settings import WorkerSettings
 
@@ -39,6 +46,8 @@ class _Translated:
     ) -> None:
         if isinstance(exc, StorageUnavailable):
             raise SourceUnavailable(f"redis: {exc}") from exc
+        if isinstance(exc, JobCancelled):
+            raise Cancelled("the job was cancelled") from exc
         if isinstance(exc, (StaleClaim, InvalidTransition, JobNotFound)):
             raise LeaseLost(type(exc).__name__) from exc
 
@@ -48,6 +57,7 @@ _translated = _Translated()
 
 class RedisSource:
     name = "redis"
+    renews = True
 
     def __init__(
         self,
@@ -82,23 +92,43 @@ class RedisSource:
         async with _translated:
             await self._wait_queue.wait_for_work(self._settings.idle_poll_s)
 
-    async def renew(self, claim: Claim, progress: int) -> None:
+    async def renew(
+        self,
+        claim: Claim,
+        progress: int,
+        fraction: float | None = None,
+        preview: bytes | None = None,
+    ) -> None:
         async with _translated:
             await self.queue.renew_lease(
-                claim.job.token, _fence(claim), self._settings.worker_lease_ms, progress
+                claim.job.token,
+                _fence(claim),
+                self._settings.worker_lease_ms,
+                progress,
+                fraction,
+                preview,
             )
 
     async def complete(self, claim: Claim) -> None:
         async with _translated:
             await self.queue.complete(claim.job.token, _fence(claim))
 
-    async def release(self, claim: Claim, reason: str) -> JobState | None:
+    async def release(self, claim: Claim, reason: str, counted: bool = True) -> JobState | None:
         async with _translated:
-            return await self.queue.release(claim.job.token, _fence(claim), reason)
+            return await self.queue.release(claim.job.token, _fence(claim), reason, counted)
 
-    async def report(self, samples: list[RenderSample], leaving: bool) -> None:
+    async def report(
+        self,
+        samples: list[RenderSample],
+        leaving: bool,
+        figures: WorkerFigures | None = None,
+    ) -> None:
         async with _translated:
-            await self.queue.record_renders(self._worker_id, samples, leaving)
+            await self.queue.record_renders(self._worker_id, samples, leaving, figures)
+
+    async def take_due_images(self, limit: int) -> list[str]:
+        async with _translated:
+            return await self.queue.take_due_images(limit)
 
     async def aclose(self) -> None:
         for client in self._owned:

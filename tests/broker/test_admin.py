@@ -8,7 +8,7 @@ import pytest
 from broker.admin import QueueAdmin
 from broker.errors import InvalidTransition, JobNotFound
 from broker.queue import Queue
-from broker.renders import RenderSample
+from broker.renders import RenderSample, WorkerFigures
 from broker.states import JobState
 from tests.broker.helpers import add, check_indexes, check_sums, token, tuned, wait_past
 
@@ -124,8 +124,10 @@ async def test_admin_status_shows_talkers_workers_and_the_last_actions(
         await add_for(queue, i, CLIENT, number=4)
     await add_for(queue, 9, OTHER, number=1)
     await queue.record_renders("gpu-1", [])
+    await queue.record_renders("gpu-2", [])  # reported no figures (yet)
     await wait_past(queue.redis, (await queue.figures()).now_ms + 20)
-    await queue.record_renders("gpu-1", [RenderSample(576, 576, 1, 10)])
+    figures = WorkerFigures(0.75, 1.5, {"576x576": 0.5})
+    await queue.record_renders("gpu-1", [RenderSample(576, 576, 1, 10)], figures=figures)
     claim = await queue.claim("gpu-1")
     assert claim is not None
     await admin.pause()
@@ -137,8 +139,9 @@ async def test_admin_status_shows_talkers_workers_and_the_last_actions(
         (CLIENT, 12, 3),
         (OTHER, 1, 1),
     ]
-    (worker,) = status.workers
-    assert (worker.worker, worker.job, worker.busy_ms) == ("gpu-1", claim.job.token, 10)
-    assert worker.busy_ratio is not None and 0 < worker.busy_ratio <= 1
+    worker, silent = status.workers  # most recently seen first
+    assert (worker.worker, worker.job, worker.figures) == ("gpu-1", claim.job.token, figures)
+    assert worker.busy_ratio == 0.75  # the worker's own figure, as /metrics exports it
+    assert (silent.worker, silent.figures, silent.busy_ratio) == ("gpu-2", None, None)
     assert [a.action for a in status.actions] == ["resume", "pause"]
     assert (status.paused_ms, status.figures.pending) == (None, 1)

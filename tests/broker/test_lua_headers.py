@@ -163,19 +163,22 @@ def test_lua_queue_passes_the_keys_the_header_lists_in_its_order(name: str) -> N
     keys = QueueKeys("p")
     token, address = "0123456789abcdef0123456789abcdef", "198.51.100.4"
     names = SCRIPT_KEYS[name]
-    expected = [
-        keys.job(token) if n == "job" else keys.client(address) if n == "client" else
-        keys.streams(address) if n == "streams" else getattr(keys, n)
-        for n in names
-    ]  # fmt: skip
+    per_call = {
+        "job": keys.job(token),
+        "preview": keys.preview(token),
+        "client": keys.client(address),
+        "streams": keys.streams(address),
+    }
+    expected = [per_call[n] if n in per_call else getattr(keys, n) for n in names]
 
     assert list(names) == [h.keys[i][0] for i in sorted(h.keys)]
     assert "job" not in names[1:] and "client" not in names[:-1] and "streams" not in names[:-1]
+    assert "preview" not in names[:-1] and ("preview" not in names or "job" in names)
     queue = Queue(fakeredis.FakeAsyncRedis(), BrokerSettings(key_prefix="p"))
     per_client = "client" in names or "streams" in names
     built = queue._keys(name, token if "job" in names else None, address if per_client else "")
     assert built == expected
-    assert set(PER_CALL) >= {n for n in names if n in ("job", "client", "streams")}
+    assert set(PER_CALL) >= {n for n in names if n in per_call}
 
 
 @pytest.mark.parametrize("name", script_names())

@@ -23,8 +23,9 @@ from redis.asyncio import Redis
 
 from broker.queue import Queue
 from broker.states import JobState
+from gpu_worker import encode
 from gpu_worker.build import build_renderer, build_worker
-from gpu_worker.renderers.base import RenderRequest
+from gpu_worker.renderers.base import RenderedImage, RenderRequest
 from gpu_worker.renderers.diffusers import DiffusersRenderer
 from gpu_worker.renderers.diffusers_loader import ModelLoadError
 from gpu_worker.seeds import seed_for
@@ -82,8 +83,15 @@ def request(indexes: list[int], width: int = 64, height: int = 64, **fields: Any
     return RenderRequest(**values)
 
 
-def decoded(png: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(png))
+def as_png(rendered: RenderedImage | bytes) -> bytes:
+    """A rendered image as the worker stores it (PNG, its text chunks, level 4)."""
+    if isinstance(rendered, bytes):
+        return rendered
+    return encode.png(rendered.image, rendered.text, 4)
+
+
+def decoded(rendered: RenderedImage | bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(as_png(rendered)))
     image.load()
     return image
 
@@ -109,7 +117,7 @@ def test_diffusers_renderer_makes_pngs_of_the_exact_requested_size(
 
     assert len(pngs) == 2
     for png in pngs:
-        assert png.startswith(PNG_SIGNATURE)
+        assert as_png(png).startswith(PNG_SIGNATURE)
         image = decoded(png)
         assert image.format == "PNG"
         assert image.size == (width, height)
@@ -135,7 +143,7 @@ def test_diffusers_renderer_same_seeds_give_identical_bytes(tiny_model: Path) ->
     first = renderer.render(request([0, 1, 2]))
     again = renderer.render(request([0, 1, 2]))
 
-    assert first == again
+    assert [as_png(r) for r in first] == [as_png(r) for r in again]
 
 
 def test_diffusers_renderer_different_seeds_give_different_pixels(tiny_model: Path) -> None:

@@ -17,7 +17,7 @@ from gpu_worker.storage.local import LocalStore
 from gpu_worker.worker import Worker
 from sdq.embedded_redis import EmbeddedRedis
 from tests.gpu_worker.conftest import WorkerSettingsFactory
-from tests.gpu_worker.support import CountingRenderer, payload
+from tests.gpu_worker.support import CountingRenderer, png_text
 
 JOBS = 200
 SIZES = [(1024, 576), (768, 576), (576, 768), (576, 576)]
@@ -61,10 +61,11 @@ async def test_end_to_end_200_jobs_4_workers_each_rendered_once_in_fifo_order(
     expected = {(token, i) for n, token in enumerate(tokens) for i in range(1 + n % 3)}
     assert set(renderer.renders) == expected
     assert set(renderer.renders.values()) == {1}  # every image rendered exactly once
-    stored = {p.relative_to(store.folder).as_posix() for p in store.folder.rglob("*.png")}
+    stored = {p.relative_to(store.folder).as_posix() for p in store.folder.glob("*/*.png")}
     assert stored == {f"{token}/{i:05d}.png" for token, i in expected}
     for token, i in expected:
-        assert (store.folder / token / f"{i:05d}.png").read_bytes() == payload(token, i)
+        text = png_text((store.folder / token / f"{i:05d}.png").read_bytes())
+        assert (text["sdq:token"], text["sdq:index"]) == (token, str(i))
     assert sum(w.completed for w in workers) == JOBS
     assert all(w.completed > 0 for w in workers), [w.completed for w in workers]
 

@@ -1,19 +1,20 @@
-"""The small parts: backoff, seeds, the test-pattern renderer, local storage."""
+"""The small parts: backoff, seeds, the test-pattern renderer, settings."""
 
 from __future__ import annotations
 
 import io
-from pathlib import Path
+import time
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from gpu_worker.backoff import Backoff
+from gpu_worker.encode import png
 from gpu_worker.renderers.base import RenderRequest
 from gpu_worker.renderers.test_pattern import TestPatternRenderer
 from gpu_worker.seeds import seed_for
 from gpu_worker.settings import WorkerSettings
-from gpu_worker.storage.local import LocalStore
 
 TOKEN = "0123456789abcdef" * 2
 
@@ -48,8 +49,8 @@ def test_test_pattern_has_the_exact_size_and_says_what_it_is(size: tuple[int, in
     request = RenderRequest(TOKEN, "an apple on a table", size[0], size[1], [0, 1], [11, 22])
     images = TestPatternRenderer().render(request)
     assert len(images) == 2
-    for index, (png, seed) in enumerate(zip(images, [11, 22], strict=True)):
-        image = Image.open(io.BytesIO(png))
+    for index, (rendered, seed) in enumerate(zip(images, [11, 22], strict=True)):
+        image = Image.open(io.BytesIO(png(rendered.image, rendered.text, 4)))
         assert (image.format, image.size) == ("PNG", size)
         text = image.text  # type: ignore[attr-defined]
         assert text["sdq:renderer"] == "test-pattern"
@@ -61,20 +62,19 @@ def test_test_pattern_has_the_exact_size_and_says_what_it_is(size: tuple[int, in
         assert text["sdq:prompt"] == "an apple on a table"
 
 
-def test_local_store_writes_the_frontend_layout(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
-    store.put(TOKEN, 0, b"png-0")
-    store.put(TOKEN, 12, b"png-12")
-    assert (tmp_path / TOKEN / "00000.png").read_bytes() == b"png-0"
-    assert (tmp_path / TOKEN / "00012.png").read_bytes() == b"png-12"
-    assert sorted(p.name for p in (tmp_path / TOKEN).iterdir()) == ["00000.png", "00012.png"]
+def test_test_pattern_reports_its_simulated_steps_with_a_preview() -> None:
+    request = RenderRequest(TOKEN, "an apple", 576, 576, [0, 1], [11, 22])
+    seen: list[tuple[int, int, tuple[int, int]]] = []
 
+    def on_step(done: int, total: int, preview: Any = None) -> None:
+        seen.append((done, total, preview().size))
 
-@pytest.mark.parametrize("token", ["../" + "a" * 29, "A" * 32, "a" * 31, "a" * 31 + "/"])
-def test_local_store_refuses_a_token_that_is_not_lower_hex(tmp_path: Path, token: str) -> None:
-    with pytest.raises(ValueError, match="refusing"):
-        LocalStore(tmp_path / "images").put(token, 0, b"x")
-    assert not (tmp_path / "images").exists()
+    started = time.monotonic()
+    TestPatternRenderer(ms_per_image=100, steps=5).render(request, on_step)
+
+    assert [(done, total) for done, total, _ in seen] == [(i, 5) for i in range(1, 6)]
+    assert {size for *_, size in seen} == {(256, 256)}  # small: at most 256 px
+    assert time.monotonic() - started >= 0.2  # 2 images x 100 ms, slept step by step
 
 
 def test_worker_settings_read_the_backend_secrets_list_as_the_api_does(

@@ -14,9 +14,9 @@ from redis.asyncio import Redis
 from api.app import create_app
 from api.settings import ApiSettings
 from broker.queue import Queue
-from broker.renders import RenderSample
+from broker.renders import RenderSample, WorkerFigures
 from broker.states import JobState
-from gpu_worker.errors import LeaseLost, SourceRefused, SourceUnavailable
+from gpu_worker.errors import JobCancelled, LeaseLost, SourceRefused, SourceUnavailable
 from gpu_worker.settings import WorkerSettings
 from gpu_worker.sources.base import JobSource
 from gpu_worker.sources.http import HttpSource
@@ -85,6 +85,53 @@ async def test_source_renews_with_progress_then_completes(source: JobSource, que
     assert (await queue.status(T1)).progress == 2
     await source.complete(claim)
     assert (await queue.status(T1)).state is JobState.COMPLETE
+
+
+async def test_source_renews_with_the_step_fraction_and_a_preview(
+    source: JobSource, queue: Queue
+) -> None:
+    await queue.add_job(T1, "drawn", 4, 576, 576)
+    claim = await source.claim()
+    assert claim is not None
+    preview = b"\xff\xd8\xff\xe0 a preview \xff\xd9"
+
+    await source.renew(claim, 1, 0.4, preview)
+
+    details = await queue.job_details(T1, 30_000)
+    assert (details.progress, details.fraction) == (1, 0.4)
+    assert await queue.preview(T1) == preview
+
+
+async def test_source_renewal_of_a_cancelled_job_raises_job_cancelled(
+    source: JobSource, queue: Queue
+) -> None:
+    await queue.add_job(T1, "cancelled", 1, 576, 576)
+    claim = await source.claim()
+    assert claim is not None
+    await queue.cancel(T1)
+
+    with pytest.raises(JobCancelled):
+        await source.renew(claim, 0, 0.5)
+
+
+async def test_source_release_of_a_job_never_started_is_not_counted(
+    source: JobSource, queue: Queue
+) -> None:
+    await queue.add_job(T1, "claimed ahead", 1, 576, 576)
+    claim = await source.claim()
+    assert claim is not None
+
+    assert await source.release(claim, "worker stopping", counted=False) is JobState.NEW
+    assert (await queue.status(T1)).attempts == 0
+
+
+async def test_source_report_carries_the_workers_figures(source: JobSource, queue: Queue) -> None:
+    figures = WorkerFigures(0.97, 2.0, {"576x576": 0.5})
+
+    await source.report([RenderSample(576, 576, 4, 2000)], leaving=False, figures=figures)
+
+    assert (await queue.figures()).workers == {"w-1": figures}
+    assert await source.take_due_images(10) == []
 
 
 async def test_source_zombie_can_neither_extend_nor_complete_nor_release(

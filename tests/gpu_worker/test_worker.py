@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from broker.queue import Queue
 from broker.states import JobState
 from gpu_worker.heartbeat import Heartbeat
+from gpu_worker.lease import Lease
 from gpu_worker.renderers.base import Renderer
 from gpu_worker.sources.redis import RedisSource
 from gpu_worker.storage.base import ImageStore
@@ -23,7 +24,7 @@ from tests.gpu_worker.support import (
     CountingRenderer,
     FailingRenderer,
     MemoryStore,
-    payload,
+    names,
 )
 
 T1, T2 = "a" * 32, "b" * 32
@@ -81,7 +82,7 @@ async def test_worker_renders_stores_then_completes(
     task = asyncio.create_task(worker.run())
     await until(lambda: state_is(real_queue, T1, JobState.COMPLETE))
     assert await finish(worker, task) == 0
-    assert store.images == {f"{T1}/{i:05d}.png": payload(T1, i) for i in range(3)}
+    assert names(store.images) == {f"{T1}/{i:05d}.png": f"{T1}/{i:05d}" for i in range(3)}
     assert set(renderer.renders.values()) == {1}
 
 
@@ -206,7 +207,7 @@ async def test_worker_reports_progress_while_rendering(
     gates = [threading.Event() for _ in range(3)]
 
     class OneGatePerImage(CountingRenderer):
-        def render(self, request):  # type: ignore[no-untyped-def]
+        def render(self, request, on_step=None):  # type: ignore[no-untyped-def]
             gates[request.indexes[0]].wait(timeout=30)
             return super().render(request)
 
@@ -276,7 +277,7 @@ async def test_heartbeat_ends_when_progress_arrives_just_as_the_job_ends(
     assert claim is not None
 
     async def job_with_last_moment_progress() -> None:
-        beat = Heartbeat(source, claim, interval_s=3.0, min_gap_s=0.01)
+        beat = Heartbeat(source, Lease(claim, 3.0), interval_s=3.0, min_gap_s=0.01)
         async with beat:
             await asyncio.sleep(0.02)
             beat.progress(1)

@@ -261,14 +261,32 @@
   function render(view) {
     $("fact-state").textContent = view.state;
     $("fact-position").textContent = view.position === null ? "–" : String(view.position);
-    $("fact-progress").textContent = view.progress.done + " of " + view.progress.total;
+    // The fraction counts denoising steps: the bar moves during a batch, not only
+    // when an image is done.
+    const fraction = view.progress.fraction || 0;
+    $("fact-progress").textContent = view.progress.done + " of " + view.progress.total +
+      (view.state === "pending" ? " (" + Math.round(fraction * 100) + " %)" : "");
     const bar = $("progress");
-    bar.max = view.progress.total;
-    bar.value = view.progress.done;
+    bar.max = 1;
+    bar.value = fraction;
+    bar.setAttribute("aria-valuetext", Math.round(fraction * 100) + " percent");
+    renderPreview(view);
     const notice = $("notice");
     notice.textContent = view.notice || "";
     notice.hidden = !view.notice;
     renderEta();
+  }
+
+  function renderPreview(view) {
+    // A small JPEG of the image being drawn, about once a second while rendering.
+    const box = $("preview-box");
+    const image = $("preview");
+    if (view.state !== "pending" || !view.preview) {
+      box.hidden = true;
+      return;
+    }
+    if (image.getAttribute("src") !== view.preview) image.src = view.preview;
+    box.hidden = false;
   }
 
   function renderEta() {

@@ -1,6 +1,7 @@
 """The demo page end to end in a real headless Chromium (Debian's `chromium`, driven by
 Playwright): the API and a test-pattern worker run as real processes on a real Redis;
-a person types a prompt, submits, and sees the images appear.
+a person types a prompt, submits, watches the progress bar move and the preview of
+the image being drawn, and sees the images appear.
 
 Skipped only when /usr/bin/chromium or Playwright is missing (scripts/test installs
 both). Playwright's own browser download is never used.
@@ -26,7 +27,7 @@ from sdq.supervisor import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 PREFIX = f"browser-{uuid.uuid4().hex[:8]}"  # the service's queue (sdq admin acts on it)
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[3]  # the repository root: its code runs
 SCREENSHOT_COPY = Path("/tmp/demo-screenshot.png")
 ARGS = [
     "--headless",
@@ -88,7 +89,8 @@ def service(redis_engine: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactor
             transport="redis",
             renderer="test-pattern",
             storage="local",
-            test_pattern_ms_per_image="400",
+            test_pattern_ms_per_image="500",
+            batch_size="2",  # a batch of 2 takes 1 s in 25 simulated steps
             report_interval_s="0.5",
             idle_poll_s="0.5",
         ),
@@ -240,6 +242,46 @@ def test_demo_page_says_the_queue_is_paused_and_goes_on_once_resumed(
         _admin(redis_engine, "resume")
     page.wait_for_function(IMAGES_LOADED, arg=1, timeout=60_000)
     assert page.inner_text("#status") == "Done: 1 image ready."
+
+
+SAMPLER = """() => {
+  window.samples = [];
+  setInterval(() => {
+    const image = document.getElementById('preview');
+    const shown = !document.getElementById('preview-box').hidden && image.complete;
+    window.samples.push({
+      state: document.getElementById('fact-state').textContent,
+      value: document.getElementById('progress').value,
+      preview: shown ? image.naturalWidth : 0,
+    });
+  }, 50);
+}"""
+
+
+def test_demo_page_shows_a_moving_progress_bar_and_a_preview_while_rendering(
+    offline_page: tuple[Any, list[str]], service: str
+) -> None:
+    page, outside = offline_page
+    page.goto(service + "/")
+    page.wait_for_selector("#examples button")
+    page.evaluate(SAMPLER)
+    page.fill("#prompt", "The Dolomites, high detail, watercolor.")
+    page.select_option("#resolution", "576x576")
+    page.fill("#number", "8")  # 4 batches of 2, a second each
+    page.click("#submit")
+
+    page.wait_for_function(IMAGES_LOADED, arg=8, timeout=60_000)
+
+    samples = page.evaluate("window.samples")
+    rendering = [s for s in samples if s["state"] == "pending"]
+    values = sorted({s["value"] for s in rendering})
+    assert len(values) >= 3, values  # the bar moved while the job rendered
+    assert any(0 < v < 1 and abs(v * 8 - round(v * 8)) > 0.01 for v in values), values  # mid-batch
+    previews = [s["preview"] for s in rendering if s["preview"]]
+    assert previews and max(previews) <= 256  # a small preview was shown
+    assert page.is_hidden("#preview-box")  # and is gone once the job is complete
+    assert page.evaluate("document.getElementById('progress').value") == 1
+    assert outside == []
 
 
 def test_demo_page_falls_back_to_polling_without_event_streams(

@@ -39,7 +39,7 @@ async def test_v2_events_push_each_change_until_the_job_is_complete(
     assert stream.retry == 1000
     assert (first.kind, first.data["state"], first.data["position"]) == ("status", "new", 1)
     assert first.data["eta_s"] == 4.0
-    assert first.id == "new.0.1.0.1"
+    assert first.id == "new.0.1.0.1.0.-"
 
     claim = await queue.claim("gpu-1")
     assert claim is not None and claim.job.token == ahead
@@ -53,14 +53,14 @@ async def test_v2_events_push_each_change_until_the_job_is_complete(
     assert (started.data["state"], started.data["progress"]["done"]) == ("pending", 0)
     await queue.renew_lease(token, claim.fence, progress=1)
     halfway = await next_status(events)
-    assert halfway.data["progress"] == {"done": 1, "total": 2}
+    assert halfway.data["progress"] == {"done": 1, "total": 2, "fraction": 0.5}
     assert halfway.data["eta_s"] == 1.0
 
     await queue.complete(token, claim.fence)
     done = await next_status(events)
     assert done.data["state"] == "complete"
-    assert done.id == "complete.0.-.2.1"
-    assert done.data["progress"] == {"done": 2, "total": 2}
+    assert done.id == "complete.0.-.2.1.100.-"
+    assert done.data["progress"] == {"done": 2, "total": 2, "fraction": 1.0}
     with pytest.raises(StopAsyncIteration):
         await anext(events)
     assert stream.closed

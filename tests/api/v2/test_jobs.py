@@ -156,7 +156,7 @@ async def test_v2_get_job_shows_state_age_position_attempts_and_progress(
     assert (view["prompt"], view["resolution"]) == ("The Dolomites", "1024x576")
     assert view["position"] == 1
     assert view["attempts"] == 0
-    assert view["progress"] == {"done": 0, "total": 3}
+    assert view["progress"] == {"done": 0, "total": 3, "fraction": 0.0}
     assert view["age_s"] >= 0
     assert view["images"] is None
     assert view["links"]["events"] == f"/v2/jobs/{second}/events"
@@ -216,7 +216,7 @@ async def test_v2_get_job_pending_shows_images_done_and_the_rest_as_eta(
     view = (await client.get(f"/v2/jobs/{token}")).json()
     assert view["state"] == "pending"
     assert view["position"] == 0
-    assert view["progress"] == {"done": 1, "total": 4}
+    assert view["progress"] == {"done": 1, "total": 4, "fraction": 0.25}
     assert view["eta_s"] == 6.0
 
 
