@@ -28,12 +28,12 @@ def images_router(folder: Path) -> APIRouter:
     root = folder.resolve()
     router = APIRouter(tags=["images"])
 
-    @router.api_route(
+    @router.get(
         "/images/{token}/{name}",
-        methods=["GET", "HEAD"],
         summary="One stored image, as <token>/<index:05d>.png",
         response_model=None,
     )
+    @router.head("/images/{token}/{name}", include_in_schema=False, response_model=None)
     async def image(token: str, name: str, request: Request) -> Response:
         path = image_path(root, token, name)
         if path is None:
