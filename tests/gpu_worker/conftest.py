@@ -7,13 +7,15 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
+from broker.queue import Queue
 from gpu_worker.settings import WorkerSettings
 from sdq.embedded_redis import EmbeddedRedis
 from sdq.supervisor import free_port
@@ -95,3 +97,13 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 20.
             pass
         time.sleep(0.1)
     raise RuntimeError(f"no answer from {url} within {timeout_s} s")
+
+
+@pytest.fixture
+async def real_queue(
+    redis_engine: EmbeddedRedis, worker_settings: WorkerSettingsFactory
+) -> AsyncIterator[Queue]:
+    """The broker's queue on the real engine, with the worker's settings (its prefix)."""
+    client = Redis.from_url(redis_engine.url, decode_responses=True)
+    yield Queue(client, worker_settings())
+    await client.aclose()

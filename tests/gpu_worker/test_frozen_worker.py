@@ -9,11 +9,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
 from broker.queue import Queue
 from broker.states import JobState
@@ -29,15 +27,6 @@ pytestmark = pytest.mark.slow
 
 TOKEN = "f0" * 16
 IMAGES = 4
-
-
-@pytest.fixture
-async def queue(
-    redis_engine: EmbeddedRedis, worker_settings: WorkerSettingsFactory
-) -> AsyncIterator[Queue]:
-    client = Redis.from_url(redis_engine.url, decode_responses=True)
-    yield Queue(client, worker_settings())
-    await client.aclose()
 
 
 def spawn(
@@ -72,11 +61,11 @@ def public(images: Path) -> dict[str, tuple[bytes, int]]:
 
 
 async def test_frozen_worker_thawed_after_another_completed_writes_no_public_image(
-    redis_engine: EmbeddedRedis, prefix: str, queue: Queue, tmp_path: Path,
+    redis_engine: EmbeddedRedis, prefix: str, real_queue: Queue, tmp_path: Path,
     worker_settings: WorkerSettingsFactory,
 ) -> None:  # fmt: skip
     images, log = tmp_path / "images", tmp_path / "frozen.log"
-    await queue.add_job(TOKEN, "frozen mid-job", IMAGES, 576, 576)
+    await real_queue.add_job(TOKEN, "frozen mid-job", IMAGES, 576, 576)
     frozen = spawn(
         redis_engine, prefix, images, log,
         worker_lease_ms="1000", test_pattern_ms_per_image="800", steps="10", batch_size="1",
@@ -85,14 +74,14 @@ async def test_frozen_worker_thawed_after_another_completed_writes_no_public_ima
         # after its first batch, in the middle of its second: frozen
         await wait_for(lambda: (images / TOKEN / ".attempt-1" / "00000.png").exists())
         frozen.send_signal(signal.SIGSTOP)
-        await wait_state(queue, TOKEN, JobState.NEW)  # its lease ran out: the sweep took it back
+        await wait_state(real_queue, TOKEN, JobState.NEW)  # lease ran out: the sweep took it back
 
         settings = worker_settings()
         other = Worker(
             RedisSource(settings, "other"), CountingRenderer(), LocalStore(images), settings
         )
         task = asyncio.create_task(other.run())
-        await wait_state(queue, TOKEN, JobState.COMPLETE)
+        await wait_state(real_queue, TOKEN, JobState.COMPLETE)
         other.stop()
         assert await task == 0
         await other.source.aclose()
@@ -108,7 +97,7 @@ async def test_frozen_worker_thawed_after_another_completed_writes_no_public_ima
         after = log.read_text()[len(before_thaw) :]
         assert "rendered" not in after, after  # no further batch
         assert "complete" not in after
-        status = await queue.status(TOKEN)
+        status = await real_queue.status(TOKEN)
         assert (status.state, status.attempts) == (JobState.COMPLETE, 1)
         frozen.send_signal(signal.SIGTERM)
         assert await exit_code(frozen, 20) == 0
@@ -120,15 +109,15 @@ async def test_frozen_worker_thawed_after_another_completed_writes_no_public_ima
 
 
 async def test_hung_step_ends_the_worker_process_with_3_and_releases_the_job(
-    redis_engine: EmbeddedRedis, prefix: str, queue: Queue, tmp_path: Path
+    redis_engine: EmbeddedRedis, prefix: str, real_queue: Queue, tmp_path: Path
 ) -> None:
-    await queue.add_job(TOKEN, "one endless step", 1, 576, 576)
+    await real_queue.add_job(TOKEN, "one endless step", 1, 576, 576)
     worker = spawn(
         redis_engine, prefix, tmp_path / "images", tmp_path / "hung.log",
         test_pattern_ms_per_image="60000", steps="1", step_timeout_s="1",
     )  # fmt: skip
     try:
-        await wait_state(queue, TOKEN, JobState.PENDING)
+        await wait_state(real_queue, TOKEN, JobState.PENDING)
         started = time.monotonic()
         assert await exit_code(worker, 20) == EXIT_HUNG
         assert time.monotonic() - started < 10  # not the 60 s the step would take
@@ -136,7 +125,7 @@ async def test_hung_step_ends_the_worker_process_with_3_and_releases_the_job(
         if worker.poll() is None:
             worker.kill()
             worker.wait()
-    status = await queue.status(TOKEN)
+    status = await real_queue.status(TOKEN)
     assert (status.state, status.attempts) == (JobState.NEW, 1)
     assert "GPU seems hung" in (tmp_path / "hung.log").read_text()
 

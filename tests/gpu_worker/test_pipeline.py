@@ -9,12 +9,8 @@ import asyncio
 import itertools
 import threading
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
-from redis.asyncio import Redis
 
 from broker.job import Claim
 from broker.queue import Queue
@@ -24,21 +20,11 @@ from gpu_worker.renderers.base import RenderedImage, RenderRequest, StepHook, no
 from gpu_worker.sources.redis import RedisSource
 from gpu_worker.storage.local import LocalStore
 from gpu_worker.worker import EXIT_HUNG, Worker
-from sdq.embedded_redis import EmbeddedRedis
 from tests.gpu_worker.conftest import WorkerSettingsFactory
 from tests.gpu_worker.support import CountingRenderer, MemoryStore, rendered
 from tests.gpu_worker.test_worker import finish, state_is, until
 
 T1, T2, T3 = "a" * 32, "b" * 32, "c" * 32
-
-
-@pytest.fixture
-async def queue(
-    redis_engine: EmbeddedRedis, worker_settings: WorkerSettingsFactory
-) -> AsyncIterator[Queue]:
-    client = Redis.from_url(redis_engine.url, decode_responses=True)
-    yield Queue(client, worker_settings())
-    await client.aclose()
 
 
 class WatchedSource(RedisSource):
@@ -75,42 +61,42 @@ def worker_with(
 
 
 async def test_pipeline_claims_the_next_job_while_the_last_batch_renders(
-    queue: Queue, worker_settings: WorkerSettingsFactory
+    real_queue: Queue, worker_settings: WorkerSettingsFactory
 ) -> None:
-    await queue.add_job(T1, "first", 2, 576, 576)
-    await queue.add_job(T2, "second", 2, 576, 576)
+    await real_queue.add_job(T1, "first", 2, 576, 576)
+    await real_queue.add_job(T2, "second", 2, 576, 576)
     gate = threading.Event()
     renderer, store = CountingRenderer(gate), MemoryStore()
     worker, _ = worker_with(worker_settings, renderer, store, batch_size=2)
     task = asyncio.create_task(worker.run())
     await asyncio.to_thread(renderer.started.wait, 10)
 
-    await until(lambda: state_is(queue, T2, JobState.PENDING))  # while T1 still renders
+    await until(lambda: state_is(real_queue, T2, JobState.PENDING))  # while T1 still renders
     assert renderer.order == [T1]
     gate.set()
-    await until(lambda: state_is(queue, T2, JobState.COMPLETE))
+    await until(lambda: state_is(real_queue, T2, JobState.COMPLETE))
     assert await finish(worker, task) == 0
     assert renderer.order == [T1, T2] and set(renderer.renders.values()) == {1}
 
 
 async def test_pipeline_stop_gives_back_the_job_claimed_ahead_without_an_attempt(
-    queue: Queue, worker_settings: WorkerSettingsFactory
+    real_queue: Queue, worker_settings: WorkerSettingsFactory
 ) -> None:
-    await queue.add_job(T1, "rendering", 1, 576, 576)
-    await queue.add_job(T2, "claimed ahead", 1, 576, 576)
+    await real_queue.add_job(T1, "rendering", 1, 576, 576)
+    await real_queue.add_job(T2, "claimed ahead", 1, 576, 576)
     gate = threading.Event()
     renderer, store = CountingRenderer(gate), MemoryStore()
     worker, _ = worker_with(worker_settings, renderer, store, max_attempts=1)
     task = asyncio.create_task(worker.run())
-    await until(lambda: state_is(queue, T2, JobState.PENDING))
+    await until(lambda: state_is(real_queue, T2, JobState.PENDING))
 
     worker.stop()
     gate.set()
 
     assert await asyncio.wait_for(task, 15) == 0
     await worker.source.aclose()
-    assert (await queue.status(T1)).state is JobState.COMPLETE
-    ahead = await queue.status(T2)
+    assert (await real_queue.status(T1)).state is JobState.COMPLETE
+    ahead = await real_queue.status(T2)
     assert (ahead.state, ahead.attempts) == (JobState.NEW, 0)  # never rendered: not counted
     # its first batch was queued behind T1's (primed) and stopped at its first step
     assert renderer.order in ([T1], [T1, T2]) and renderer.steps_done <= 2
@@ -118,10 +104,10 @@ async def test_pipeline_stop_gives_back_the_job_claimed_ahead_without_an_attempt
 
 
 async def test_pipeline_off_claims_nothing_ahead(
-    queue: Queue, worker_settings: WorkerSettingsFactory
+    real_queue: Queue, worker_settings: WorkerSettingsFactory
 ) -> None:
-    await queue.add_job(T1, "first", 1, 576, 576)
-    await queue.add_job(T2, "second", 1, 576, 576)
+    await real_queue.add_job(T1, "first", 1, 576, 576)
+    await real_queue.add_job(T2, "second", 1, 576, 576)
     gate = threading.Event()
     renderer = CountingRenderer(gate)
     worker, _ = worker_with(worker_settings, renderer, MemoryStore(), pipeline=False)
@@ -129,20 +115,20 @@ async def test_pipeline_off_claims_nothing_ahead(
     await asyncio.to_thread(renderer.started.wait, 10)
     await asyncio.sleep(0.3)
 
-    assert (await queue.status(T2)).state is JobState.NEW
+    assert (await real_queue.status(T2)).state is JobState.NEW
     gate.set()
-    await until(lambda: state_is(queue, T2, JobState.COMPLETE))
+    await until(lambda: state_is(real_queue, T2, JobState.COMPLETE))
     await finish(worker, task)
 
 
 async def test_progress_counts_steps_and_previews_go_out_with_the_heartbeat(
-    queue: Queue, worker_settings: WorkerSettingsFactory
+    real_queue: Queue, worker_settings: WorkerSettingsFactory
 ) -> None:
-    await queue.add_job(T1, "one slow batch", 2, 576, 576)
+    await real_queue.add_job(T1, "one slow batch", 2, 576, 576)
     renderer = CountingRenderer(steps=50, step_s=0.05)  # a 2.5 s batch
     worker, source = worker_with(worker_settings, renderer, MemoryStore(), batch_size=2)
     task = asyncio.create_task(worker.run())
-    await until(lambda: state_is(queue, T1, JobState.COMPLETE))
+    await until(lambda: state_is(real_queue, T1, JobState.COMPLETE))
     await finish(worker, task)
 
     during = [(at, fraction) for at, done, fraction, _ in source.renewals if done == 0]
@@ -157,19 +143,19 @@ async def test_progress_counts_steps_and_previews_go_out_with_the_heartbeat(
 
 
 async def test_cancel_during_a_batch_frees_the_renderer_within_one_step_and_publishes_nothing(
-    queue: Queue, worker_settings: WorkerSettingsFactory
+    real_queue: Queue, worker_settings: WorkerSettingsFactory
 ) -> None:
-    await queue.add_job(T1, "cancel me", 4, 576, 576)
-    await queue.add_job(T2, "next", 1, 576, 576)
+    await real_queue.add_job(T1, "cancel me", 4, 576, 576)
+    await real_queue.add_job(T2, "next", 1, 576, 576)
     renderer, store = CountingRenderer(steps=200, step_s=0.03), MemoryStore()  # a 6 s batch
     worker, source = worker_with(worker_settings, renderer, store, batch_size=4)
     task = asyncio.create_task(worker.run())
     await asyncio.to_thread(renderer.started.wait, 10)
     await asyncio.sleep(0.5)
 
-    await queue.cancel(T1)
+    await real_queue.cancel(T1)
 
-    await until(lambda: state_is(queue, T2, JobState.COMPLETE))  # the renderer was free
+    await until(lambda: state_is(real_queue, T2, JobState.COMPLETE))  # the renderer was free
     await finish(worker, task)
     learnt = source.steps_when_cancel_learnt
     assert learnt is not None
@@ -178,7 +164,7 @@ async def test_cancel_during_a_batch_frees_the_renderer_within_one_step_and_publ
     assert steps_of_t1 < 100  # far from the end of the batch
     assert not [key for key in store.images if key.startswith(T1)]  # nothing published
     assert not [key for key in store.staged if key[0] == T1]
-    assert (await queue.status(T1)).state is JobState.CANCELLED
+    assert (await real_queue.status(T1)).state is JobState.CANCELLED
 
 
 class HangingRenderer:
@@ -197,9 +183,9 @@ class HangingRenderer:
 
 
 async def test_watchdog_releases_the_job_and_ends_the_worker_with_3_after_a_hung_step(
-    queue: Queue, worker_settings: WorkerSettingsFactory
+    real_queue: Queue, worker_settings: WorkerSettingsFactory
 ) -> None:
-    await queue.add_job(T1, "hangs", 1, 576, 576)
+    await real_queue.add_job(T1, "hangs", 1, 576, 576)
     renderer = HangingRenderer()
     worker, _ = worker_with(worker_settings, renderer, MemoryStore(), step_timeout_s=0.5)
     started = time.monotonic()
@@ -211,9 +197,9 @@ async def test_watchdog_releases_the_job_and_ends_the_worker_with_3_after_a_hung
 
     assert code == EXIT_HUNG
     assert time.monotonic() - started < 5
-    status = await queue.status(T1)
+    status = await real_queue.status(T1)
     assert (status.state, status.attempts) == (JobState.NEW, 1)
-    last_error = await queue.redis.hget(queue.keys.job(T1), "last_error")
+    last_error = await real_queue.redis.hget(real_queue.keys.job(T1), "last_error")
     assert last_error is not None and last_error.startswith("worker hung")
 
 
@@ -241,37 +227,37 @@ class PickyRenderer(CountingRenderer):
 
 
 async def test_worker_survives_a_bug_and_a_malformed_job_with_backoff(
-    queue: Queue, worker_settings: WorkerSettingsFactory
+    real_queue: Queue, worker_settings: WorkerSettingsFactory
 ) -> None:
-    await queue.add_job(T1, "malformed", 1, 577, 576)
-    await queue.add_job(T2, "fine", 1, 576, 576)
+    await real_queue.add_job(T1, "malformed", 1, 577, 576)
+    await real_queue.add_job(T2, "fine", 1, 576, 576)
     settings = worker_settings(max_attempts=1)
     renderer = PickyRenderer()
     worker = Worker(BuggySource(settings, "w-bug"), renderer, MemoryStore(), settings)
     task = asyncio.create_task(worker.run())
 
-    await until(lambda: state_is(queue, T2, JobState.COMPLETE))
+    await until(lambda: state_is(real_queue, T2, JobState.COMPLETE))
 
     assert not task.done()
     assert await finish(worker, task) == 0
-    assert (await queue.status(T1)).state is JobState.FAILED
+    assert (await real_queue.status(T1)).state is JobState.FAILED
 
 
 async def test_worker_with_local_storage_deletes_the_images_of_finished_jobs(
-    queue: Queue, worker_settings: WorkerSettingsFactory, tmp_path: Path
+    real_queue: Queue, worker_settings: WorkerSettingsFactory, tmp_path: Path
 ) -> None:
     folder = tmp_path / "images"
     leftover = folder / T3 / ".attempt-1" / "00000.png"
     leftover.parent.mkdir(parents=True)
     leftover.write_bytes(b"a cancelled attempt's")
-    await queue.add_job(T3, "cancelled", 1, 576, 576)
-    await queue.cancel(T3)  # due for deletion at once
-    await queue.add_job(T1, "kept until its retention ends", 1, 576, 576)
+    await real_queue.add_job(T3, "cancelled", 1, 576, 576)
+    await real_queue.cancel(T3)  # due for deletion at once
+    await real_queue.add_job(T1, "kept until its retention ends", 1, 576, 576)
     settings = worker_settings(images_dir=folder)
     worker = Worker(RedisSource(settings, "w-gc"), CountingRenderer(), LocalStore(folder), settings)
     task = asyncio.create_task(worker.run())
 
-    await until(lambda: state_is(queue, T1, JobState.COMPLETE))
+    await until(lambda: state_is(real_queue, T1, JobState.COMPLETE))
     await until(lambda: _gone(folder / T3))
     await finish(worker, task)
 

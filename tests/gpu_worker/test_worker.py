@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
-import pytest
 from redis.asyncio import Redis
 
 from broker.queue import Queue
@@ -28,15 +27,6 @@ from tests.gpu_worker.support import (
 )
 
 T1, T2 = "a" * 32, "b" * 32
-
-
-@pytest.fixture
-async def real_queue(
-    redis_engine: EmbeddedRedis, worker_settings: WorkerSettingsFactory
-) -> AsyncIterator[Queue]:
-    client = Redis.from_url(redis_engine.url, decode_responses=True)
-    yield Queue(client, worker_settings())
-    await client.aclose()
 
 
 def direct_worker(
