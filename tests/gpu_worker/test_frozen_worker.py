@@ -133,7 +133,7 @@ async def test_hung_step_ends_the_worker_process_with_3_and_releases_the_job(
 async def test_worker_stopped_while_loading_its_model_exits_at_once(
     redis_engine: EmbeddedRedis, prefix: str, tmp_path: Path
 ) -> None:
-    from tests.gpu_worker.tiny_pipeline import build_tiny_pipeline
+    from tests.gpu_worker.renderers.tiny_pipeline import build_tiny_pipeline
 
     model = build_tiny_pipeline(tmp_path / "tiny")
     log = tmp_path / "loading.log"

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from PIL import Image, ImageChops
 from redis.asyncio import Redis
 
@@ -32,24 +31,10 @@ from gpu_worker.seeds import seed_for
 from gpu_worker.settings import WorkerSettings
 from sdq.embedded_redis import EmbeddedRedis
 from tests.gpu_worker.conftest import WorkerSettingsFactory
-from tests.gpu_worker.tiny_pipeline import build_tiny_pipeline
+from tests.gpu_worker.renderers.tiny_pipeline import build_tiny_pipeline
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_cpu_thread() -> Iterator[None]:
-    """On a busy shared CPU torch's spinning worker threads make it 3-5 times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_pipeline(tmp_path_factory.mktemp("tiny"))
 
 
 def diffusers_settings(model: Path, **overrides: Any) -> WorkerSettings:

@@ -6,7 +6,6 @@ and the step callback (progress, previews, an interrupt within one step)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +18,8 @@ from gpu_worker.renderers.base import RenderInterrupted, StepHook
 from gpu_worker.renderers.diffusers import DiffusersRenderer, latent_preview
 from gpu_worker.renderers.diffusers_loader import PipelineSpec
 from gpu_worker.renderers.diffusers_options import warm_up_shapes
-from tests.gpu_worker.test_diffusers_renderer import renderer_for, request
-from tests.gpu_worker.tiny_pipeline import build_tiny_pipeline
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_cpu_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_pipeline(tmp_path_factory.mktemp("tiny-options"))
+from tests.gpu_worker.renderers.test_diffusers_renderer import renderer_for, request
+from tests.gpu_worker.renderers.tiny_pipeline import build_tiny_pipeline
 
 
 def processors(renderer: DiffusersRenderer) -> set[str]:
